@@ -1,0 +1,1 @@
+"""HTTP routes of the kept server, one module per resource."""

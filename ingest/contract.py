@@ -1,0 +1,176 @@
+"""Event contract v1: the one definition of what an event is.
+
+The same JSON object travels over HTTP and Kafka; these models validate it at the
+ingest boundary. Limits keep a single event from exhausting memory or storage; they
+are part of the contract and documented in the README.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta, timezone
+from typing import Annotated, Any, Literal, Union
+from uuid import UUID
+
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    TypeAdapter,
+)
+
+CONTRACT_VERSION = 1
+
+MAX_TEXT_CHARS = 1_000_000
+"""Input, output, correction text: about 250k tokens, more than any context window in use."""
+MAX_ID_CHARS = 128
+MAX_NAME_CHARS = 200
+MAX_COMMENT_CHARS = 10_000
+MAX_MESSAGES = 1_000
+MAX_METADATA_KEYS = 64
+MAX_METADATA_VALUE_CHARS = 2_000
+MAX_FUTURE_SKEW = timedelta(days=1)
+EARLIEST_TS = datetime(2000, 1, 1, tzinfo=timezone.utc)
+SURVIVAL_CHECKPOINTS_DEFAULT = (30, 120, 300, 600, 900)
+PROJECT_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+
+EVENT_TYPES = ("generation", "vote", "action", "correction", "survival", "score")
+
+
+def _rfc3339(value: Any) -> Any:
+    # pydantic would also take Unix numbers; the contract says RFC 3339 strings only.
+    if isinstance(value, datetime):
+        return value
+    if not isinstance(value, str):
+        raise ValueError("must be an RFC 3339 timestamp string with a zone, e.g. 2026-01-31T12:00:00Z")
+    return value
+
+
+def _in_range(value: datetime) -> datetime:
+    value = value.astimezone(timezone.utc)
+    if value < EARLIEST_TS:
+        raise ValueError("timestamp is before 2000-01-01")
+    if value > datetime.now(timezone.utc) + MAX_FUTURE_SKEW:
+        raise ValueError("timestamp is more than a day in the future (check the client's clock)")
+    return value
+
+
+Timestamp = Annotated[
+    AwareDatetime,
+    BeforeValidator(_rfc3339),
+    Field(strict=False),
+    AfterValidator(_in_range),
+]
+Id = Annotated[str, StringConstraints(min_length=1, max_length=MAX_ID_CHARS)]
+Name = Annotated[str, StringConstraints(min_length=1, max_length=MAX_NAME_CHARS)]
+Text = Annotated[str, StringConstraints(max_length=MAX_TEXT_CHARS)]
+Comment = Annotated[str, StringConstraints(max_length=MAX_COMMENT_CHARS)]
+Project = Annotated[str, StringConstraints(pattern=PROJECT_PATTERN)]
+MetadataKey = Annotated[str, StringConstraints(min_length=1, max_length=MAX_ID_CHARS)]
+MetadataValue = Annotated[str, StringConstraints(max_length=MAX_METADATA_VALUE_CHARS)]
+
+
+class ChatMessage(BaseModel):
+    """One message of a chat input, as the chat APIs and fine-tuning formats use them."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    role: Annotated[str, StringConstraints(min_length=1, max_length=32)]
+    content: Text
+
+
+class _Event(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+    event_id: Annotated[UUID, Field(strict=False)]
+    generation_id: Id
+    ts: Timestamp
+    project: Project | None = None
+    user_id: Id | None = None
+    session_id: Id | None = None
+
+
+class Generation(_Event):
+    """One model output shown to a user. `output` is absent when content is not captured."""
+
+    type: Literal["generation"]
+    model: Name
+    prompt_version: Name | None = None
+    input: Text | Annotated[list[ChatMessage], Field(max_length=MAX_MESSAGES)] | None = None
+    output: Text | None = None
+    latency_ms: Annotated[int, Field(ge=0, le=86_400_000)] | None = None
+    input_tokens: Annotated[int, Field(ge=0, le=2**31)] | None = None
+    output_tokens: Annotated[int, Field(ge=0, le=2**31)] | None = None
+    cost_usd: Annotated[float, Field(ge=0, le=1e6, strict=False, allow_inf_nan=False)] | None = None
+    metadata: Annotated[dict[MetadataKey, MetadataValue], Field(max_length=MAX_METADATA_KEYS)] = Field(
+        default_factory=dict
+    )
+
+
+class Vote(_Event):
+    """Thumbs up (1) or down (-1). The latest vote of a generation counts."""
+
+    type: Literal["vote"]
+    value: Literal[1, -1]
+    comment: Comment | None = None
+
+
+class Action(_Event):
+    """Something the user did with the output: accept, copy, regenerate, dismiss, ..."""
+
+    type: Literal["action"]
+    name: Name
+    value: Annotated[str, StringConstraints(max_length=MAX_COMMENT_CHARS)] | Annotated[
+        float, Field(strict=False, allow_inf_nan=False)
+    ] | None = None
+
+
+class Correction(_Event):
+    """The text the user ended up with. The latest correction counts."""
+
+    type: Literal["correction"]
+    text: Text
+
+
+class Survival(_Event):
+    """How much of an accepted output is still in the user's text `checkpoint_s` after accept."""
+
+    type: Literal["survival"]
+    checkpoint_s: Annotated[int, Field(gt=0, le=30 * 86_400)]
+    score: Annotated[float, Field(ge=0.0, le=1.0, strict=False)]
+
+
+class Score(_Event):
+    """A named judgement from a human, an LLM judge or code."""
+
+    type: Literal["score"]
+    name: Name
+    value: Annotated[float, Field(strict=False, allow_inf_nan=False)]
+    source: Literal["human", "llm", "code"]
+    comment: Comment | None = None
+
+
+Event = Annotated[
+    Union[Generation, Vote, Action, Correction, Survival, Score],  # noqa: UP007
+    Field(discriminator="type"),
+]
+FeedbackEvent = Union[Vote, Action, Correction, Survival, Score]  # noqa: UP007
+
+EVENT_ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)
+EVENT_LIST_ADAPTER: TypeAdapter[list[Event]] = TypeAdapter(list[Event])
+
+
+def json_schema() -> dict[str, Any]:
+    """JSON Schema (draft 2020-12) of one event, as `kept schema` prints it."""
+    schema = EVENT_ADAPTER.json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = f"kept event v{CONTRACT_VERSION}"
+    return schema
+
+
+def json_schema_text() -> str:
+    return json.dumps(json_schema(), indent=2, sort_keys=True)

@@ -1,0 +1,129 @@
+"""The data directory: who owns it, how to reach the server that does, its secrets.
+
+One process owns a chDB directory, so `kept serve` takes an exclusive `flock` on
+`<data>/kept.lock` (released by the kernel even after kill -9) and writes where it
+listens to `<data>/server.json`. Other commands see the lock and go through the
+server's HTTP API with the admin token from `<data>/admin-token`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+
+class DataDirBusy(Exception):
+    """Another process holds the data directory."""
+
+    def __init__(self, path: Path, url: str | None, pid: int | None) -> None:
+        who = f"kept serve (pid {pid}) at {url}" if url else "another kept process"
+        super().__init__(f"{path} is in use by {who}")
+        self.url = url
+        self.pid = pid
+
+
+@dataclass(frozen=True)
+class ServerInfo:
+    url: str
+    pid: int
+
+
+def _write_private(path: Path, text: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(text)
+
+
+class DataDir:
+    """Paths and ownership of one kept data directory."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path.expanduser().resolve()
+        self._lock_file: IO[str] | None = None
+
+    @property
+    def store_dir(self) -> Path:
+        return self.path / "clickhouse"
+
+    @property
+    def demo_key_path(self) -> Path:
+        return self.path / "demo-key"
+
+    @property
+    def owned(self) -> bool:
+        """True when this process holds the directory."""
+        return self._lock_file is not None
+
+    def server_info(self) -> ServerInfo | None:
+        """Where the owning server listens, when a server owns the directory now."""
+        if not self.is_held():
+            return None
+        try:
+            data = json.loads((self.path / "server.json").read_text(encoding="utf-8"))
+            return ServerInfo(url=str(data["url"]), pid=int(data["pid"]))
+        except (OSError, ValueError, KeyError):
+            return None
+
+    def is_held(self) -> bool:
+        """True when another process holds the lock (this one's own lock does not count)."""
+        if self._lock_file is not None or not (self.path / "kept.lock").exists():
+            return False
+        with open(self.path / "kept.lock", "a+", encoding="utf-8") as f:
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return True
+            fcntl.flock(f, fcntl.LOCK_UN)
+            return False
+
+    def acquire(self) -> None:
+        """Own the directory (created if missing) or raise DataDirBusy."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        f = open(self.path / "kept.lock", "a+", encoding="utf-8")  # noqa: SIM115 - held open
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.close()
+            info = self.server_info()
+            raise DataDirBusy(self.path, info.url if info else None, info.pid if info else None)
+        self._lock_file = f
+
+    def release(self) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            (self.path / "server.json").unlink()
+        if self._lock_file is not None:
+            fcntl.flock(self._lock_file, fcntl.LOCK_UN)
+            self._lock_file.close()
+            self._lock_file = None
+
+    def announce(self, url: str) -> None:
+        _write_private(self.path / "server.json", json.dumps({"url": url, "pid": os.getpid()}))
+
+    def admin_token(self) -> str:
+        """The directory's admin token, made on first use."""
+        path = self.path / "admin-token"
+        if not path.exists():
+            self.path.mkdir(parents=True, exist_ok=True)
+            _write_private(path, secrets.token_urlsafe(32))
+        return path.read_text(encoding="utf-8").strip()
+
+    def read_admin_token(self) -> str | None:
+        try:
+            return (self.path / "admin-token").read_text(encoding="utf-8").strip()
+        except OSError:
+            return None
+
+    def save_demo_key(self, key: str) -> None:
+        _write_private(self.demo_key_path, key + "\n")
+
+    def read_demo_key(self) -> str | None:
+        try:
+            return self.demo_key_path.read_text(encoding="utf-8").strip() or None
+        except OSError:
+            return None

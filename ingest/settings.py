@@ -1,0 +1,52 @@
+"""Configuration of the kept server (`kept serve`), from `KEPT_*` environment variables."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from kept.ingest.datadir import DataDir
+from kept.ingest.storage import chdb_dsn
+
+
+class ServerSettings(BaseSettings):
+    """Every setting has a default that runs on one machine with no configuration."""
+
+    model_config = SettingsConfigDict(env_prefix="KEPT_", extra="ignore")
+
+    data: Path = Field(Path("kept-data"), description="Data directory (embedded store, keys, lock).")
+    dsn: str | None = Field(
+        None,
+        description="ClickHouse DSN: chdb:///abs/dir or http(s)://user:pass@host:8123. "
+        "Default: the embedded store in <data>/clickhouse.",
+    )
+    database: str = Field("kept", pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+    host: str = "127.0.0.1"
+    port: int = Field(8787, ge=1, le=65535)
+    max_body_bytes: int = Field(10 * 1024 * 1024, ge=1024, description="Larger bodies get 413.")
+    max_events_per_request: int = Field(10_000, ge=1, description="More events get 413.")
+    batch_max_rows: int = Field(50_000, ge=1, description="Most rows one insert carries.")
+    pending_max_rows: int = Field(
+        200_000, ge=1, description="Rows waiting for insert before intake answers 429."
+    )
+    batch_linger_ms: float = Field(
+        0.0, ge=0, description="Extra wait to grow a batch; inserts already group requests."
+    )
+    create_demo_key: bool = Field(True, description="Create a `demo` project key on first start.")
+    admin_token: str | None = Field(
+        None, description="Token for /v1/admin; default: generated in <data>/admin-token."
+    )
+    log_level: str = "info"
+
+    def store_dir_dsn(self, data_dir: DataDir) -> str:
+        """The configured DSN, or the embedded store inside the data directory."""
+        return self.dsn or chdb_dsn(data_dir.store_dir)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> ServerSettings:
+    """The process's settings, read once from the environment."""
+    return ServerSettings()
