@@ -105,7 +105,7 @@ class Generation(_Event):
     latency_ms: Annotated[int, Field(ge=0, le=86_400_000)] | None = None
     input_tokens: Annotated[int, Field(ge=0, le=2**31)] | None = None
     output_tokens: Annotated[int, Field(ge=0, le=2**31)] | None = None
-    cost_usd: Annotated[float, Field(ge=0, le=1e6, strict=False, allow_inf_nan=False)] | None = None
+    cost_usd: Annotated[float, Field(ge=0, le=1e6, allow_inf_nan=False)] | None = None
     metadata: Annotated[dict[MetadataKey, MetadataValue], Field(max_length=MAX_METADATA_KEYS)] = Field(
         default_factory=dict
     )
@@ -125,7 +125,7 @@ class Action(_Event):
     type: Literal["action"]
     name: Name
     value: Annotated[str, StringConstraints(max_length=MAX_COMMENT_CHARS)] | Annotated[
-        float, Field(strict=False, allow_inf_nan=False)
+        float, Field(allow_inf_nan=False)
     ] | None = None
 
 
@@ -141,7 +141,7 @@ class Survival(_Event):
 
     type: Literal["survival"]
     checkpoint_s: Annotated[int, Field(gt=0, le=30 * 86_400)]
-    score: Annotated[float, Field(ge=0.0, le=1.0, strict=False)]
+    score: Annotated[float, Field(ge=0.0, le=1.0)]
 
 
 class Score(_Event):
@@ -149,7 +149,7 @@ class Score(_Event):
 
     type: Literal["score"]
     name: Name
-    value: Annotated[float, Field(strict=False, allow_inf_nan=False)]
+    value: Annotated[float, Field(allow_inf_nan=False)]
     source: Literal["human", "llm", "code"]
     comment: Comment | None = None
 

@@ -15,8 +15,9 @@ from pydantic import ValidationError
 from kept.ingest.contract import EVENT_ADAPTER, EVENT_LIST_ADAPTER, EVENT_TYPES, Event
 
 # Labels pydantic puts in an error location for the branch of a union it tried; they
-# are not field names and would only confuse the client.
-_UNION_LABELS = frozenset({"str", "int", "float", "bool", "none", *EVENT_TYPES})
+# are not field names and would only confuse the client. (The event type that leads a
+# location is dropped separately: `score` is both a type and a field.)
+_UNION_LABELS = frozenset({"str", "int", "float", "bool", "none"})
 
 
 @dataclass(frozen=True)
@@ -68,6 +69,8 @@ def _translate(exc: ValidationError, index_offset: int | None) -> list[EventErro
             rest = loc[1:] if index is not None else loc
         else:
             index, rest = index_offset, loc
+        if rest and rest[0] in EVENT_TYPES:
+            rest = rest[1:]
         if err["type"] in ("union_tag_invalid", "union_tag_not_found"):
             key = (index, "type")
         else:

@@ -23,20 +23,30 @@ router = APIRouter()
 ROUTE = "/v1/events"
 
 
+_DRAIN_LIMIT = 8
+
+
 class BodyTooLarge(Exception):
     pass
 
 
 async def _read_body(request: Request, limit: int) -> bytes:
     declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise BodyTooLarge
+    too_large = declared is not None and declared.isdigit() and int(declared) > limit
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
-            raise BodyTooLarge
+            too_large = True
+        if too_large:
+            # Read the rest before answering: a client still sending when the connection
+            # closes sees a reset instead of the 413, and would retry forever.
+            if size > _DRAIN_LIMIT * limit:
+                break
+            continue
         chunks.append(chunk)
+    if too_large:
+        raise BodyTooLarge
     body = b"".join(chunks)
     if request.headers.get("content-encoding", "").lower() == "gzip":
         inflater = zlib.decompressobj(wbits=31)

@@ -1,0 +1,235 @@
+"""Test helpers: real servers (in-process or as `kept serve` subprocesses) and events."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+
+from kept.ingest.app import create_app
+from kept.ingest.datadir import DataDir
+from kept.ingest.runtime import Runtime
+from kept.ingest.settings import ServerSettings
+
+KEPT = [sys.executable, "-m", "kept.cli"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def now_iso(delta: timedelta = timedelta()) -> str:
+    return (datetime.now(timezone.utc) + delta).isoformat(timespec="milliseconds")
+
+
+def generation(**fields: Any) -> dict[str, Any]:
+    event = {
+        "type": "generation",
+        "event_id": str(uuid.uuid4()),
+        "generation_id": str(uuid.uuid4()),
+        "ts": now_iso(),
+        "model": "gpt-test",
+        "prompt_version": "summarize@1",
+        "input": "Summarise this.",
+        "output": "A summary.",
+    }
+    event.update(fields)
+    return event
+
+
+def feedback(kind: str, generation_id: str, **fields: Any) -> dict[str, Any]:
+    event: dict[str, Any] = {
+        "type": kind,
+        "event_id": str(uuid.uuid4()),
+        "generation_id": generation_id,
+        "ts": now_iso(),
+    }
+    event.update(fields)
+    return event
+
+
+@dataclass
+class Response:
+    status: int
+    body: Any
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def http(
+    method: str,
+    url: str,
+    body: bytes | str | list[Any] | dict[str, Any] | None = None,
+    headers: dict[str, str] | None = None,
+    timeout: float = 30,
+) -> Response:
+    """A plain HTTP call (stdlib, so the client under test is never the test's tool)."""
+    data = body if isinstance(body, bytes) else None
+    if isinstance(body, str):
+        data = body.encode()
+    elif isinstance(body, (list, dict)):
+        data = json.dumps(body).encode()
+    request = urllib.request.Request(url, data=data, method=method, headers=headers or {})
+    if data is not None and "Content-Type" not in (headers or {}):
+        request.add_header("Content-Type", "application/json")
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as r:
+            raw = r.read()
+            return Response(r.status, _parse(raw), dict(r.headers))
+    except urllib.error.HTTPError as exc:
+        return Response(exc.code, _parse(exc.read()), dict(exc.headers))
+
+
+def _parse(raw: bytes) -> Any:
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return raw.decode(errors="replace")
+
+
+@dataclass
+class InProcessServer:
+    """The app on uvicorn in a thread of the test process; its store is queryable here."""
+
+    url: str
+    runtime: Runtime
+    server: uvicorn.Server
+    thread: threading.Thread
+
+    @property
+    def key(self) -> str:
+        key = self.runtime.data_dir.read_demo_key()
+        assert key
+        return key
+
+    def post(self, body: Any, key: str | None = None, **headers: str) -> Response:
+        auth = {"Authorization": f"Bearer {key or self.key}"}
+        return http("POST", self.url + "/v1/events", body, {**auth, **headers})
+
+    def count(self, table: str, where: str = "1", **params: Any) -> int:
+        """Physical rows (no dedup at read time): what is stored, not what queries show."""
+        return int(self.runtime.store.scalar(f"SELECT count() FROM {table} WHERE {where}", params))
+
+    def metric(self, name: str, labels: str = "") -> float:
+        text = http("GET", self.url + "/metrics").body
+        total = 0.0
+        for line in str(text).splitlines():
+            if line.startswith(name + (labels and "{")) and (not labels or labels in line):
+                total += float(line.rsplit(" ", 1)[1])
+        return total
+
+    def truncate(self) -> None:
+        for table in ("generations", "feedback"):
+            self.runtime.store.command(f"TRUNCATE TABLE {table}")
+
+
+@contextmanager
+def in_process_server(data: Path, **settings: Any) -> Iterator[InProcessServer]:
+    port = free_port()
+    config_settings = ServerSettings(data=data, port=port, **settings)
+    holder: dict[str, Runtime] = {}
+    app = create_app(config_settings, DataDir(data), on_ready=lambda rt: holder.update(rt=rt))
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("in-process kept server did not start")
+        time.sleep(0.02)
+    try:
+        yield InProcessServer(f"http://127.0.0.1:{port}", holder["rt"], server, thread)
+    finally:
+        server.should_exit = True
+        thread.join(30)
+
+
+@dataclass
+class ServeProcess:
+    """A real `kept serve` subprocess."""
+
+    url: str
+    data: Path
+    process: subprocess.Popen[str]
+    output: list[str]
+
+    @property
+    def key(self) -> str:
+        return (self.data / "demo-key").read_text().strip()
+
+    def post(self, body: Any, key: str | None = None) -> Response:
+        return http("POST", self.url + "/v1/events", body, {"Authorization": f"Bearer {key or self.key}"})
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 60) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+        return self.process.wait(timeout)
+
+
+def kept_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KEPT_")}
+    env.update(extra)
+    return env
+
+
+@contextmanager
+def serve_process(data: Path, port: int | None = None, **env: str) -> Iterator[ServeProcess]:
+    port = port or free_port()
+    process = subprocess.Popen(
+        [*KEPT, "serve", "--data", str(data), "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=kept_env(**env),
+    )
+    output: list[str] = []
+    reader = threading.Thread(
+        target=lambda: output.extend(iter(process.stdout.readline, "")), daemon=True  # type: ignore[union-attr]
+    )
+    reader.start()
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 90
+    while True:
+        if process.poll() is not None:
+            reader.join(5)
+            raise RuntimeError("kept serve exited:\n" + "".join(output))
+        try:
+            if http("GET", url + "/readyz", timeout=2).status == 200:
+                break
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            process.kill()
+            raise RuntimeError("kept serve did not become ready:\n" + "".join(output))
+        time.sleep(0.1)
+    proc = ServeProcess(url, data, process, output)
+    try:
+        yield proc
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(30)
+
+
+def run_kept(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*KEPT, *args], capture_output=True, text=True, env=kept_env(**env), timeout=120, check=False
+    )
