@@ -46,7 +46,9 @@ def _rfc3339(value: Any) -> Any:
     if isinstance(value, datetime):
         return value
     if not isinstance(value, str):
-        raise ValueError("must be an RFC 3339 timestamp string with a zone, e.g. 2026-01-31T12:00:00Z")
+        raise ValueError(
+            "must be an RFC 3339 timestamp string with a zone, e.g. 2026-01-31T12:00:00Z"
+        )
     return value
 
 
@@ -106,8 +108,8 @@ class Generation(_Event):
     input_tokens: Annotated[int, Field(ge=0, le=2**31)] | None = None
     output_tokens: Annotated[int, Field(ge=0, le=2**31)] | None = None
     cost_usd: Annotated[float, Field(ge=0, le=1e6, allow_inf_nan=False)] | None = None
-    metadata: Annotated[dict[MetadataKey, MetadataValue], Field(max_length=MAX_METADATA_KEYS)] = Field(
-        default_factory=dict
+    metadata: Annotated[dict[MetadataKey, MetadataValue], Field(max_length=MAX_METADATA_KEYS)] = (
+        Field(default_factory=dict)
     )
 
 
@@ -124,9 +126,11 @@ class Action(_Event):
 
     type: Literal["action"]
     name: Name
-    value: Annotated[str, StringConstraints(max_length=MAX_COMMENT_CHARS)] | Annotated[
-        float, Field(allow_inf_nan=False)
-    ] | None = None
+    value: (
+        Annotated[str, StringConstraints(max_length=MAX_COMMENT_CHARS)]
+        | Annotated[float, Field(allow_inf_nan=False)]
+        | None
+    ) = None
 
 
 class Correction(_Event):

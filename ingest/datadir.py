@@ -91,7 +91,8 @@ class DataDir:
         except BlockingIOError:
             f.close()
             info = self.server_info()
-            raise DataDirBusy(self.path, info.url if info else None, info.pid if info else None)
+            url, pid = (info.url, info.pid) if info else (None, None)
+            raise DataDirBusy(self.path, url, pid) from None
         self._lock_file = f
 
     def release(self) -> None:

@@ -51,10 +51,11 @@ def _field_path(loc: Sequence[int | str]) -> str | None:
 
 def _message(err: Any) -> str:
     kind, msg = err["type"], str(err["msg"])
+    expected = f"expected one of {', '.join(EVENT_TYPES)}"
     if kind == "union_tag_invalid":
-        return f"unknown event type {err['input'].get('type')!r}; expected one of {', '.join(EVENT_TYPES)}"
+        return f"unknown event type {err['input'].get('type')!r}; {expected}"
     if kind == "union_tag_not_found":
-        return f"missing 'type'; expected one of {', '.join(EVENT_TYPES)}"
+        return f"missing 'type'; {expected}"
     if kind == "extra_forbidden":
         return "unknown field (not in the event contract)"
     return msg.removeprefix("Value error, ")
@@ -71,6 +72,7 @@ def _translate(exc: ValidationError, index_offset: int | None) -> list[EventErro
             index, rest = index_offset, loc
         if rest and rest[0] in EVENT_TYPES:
             rest = rest[1:]
+        key: tuple[int | None, str | None]
         if err["type"] in ("union_tag_invalid", "union_tag_not_found"):
             key = (index, "type")
         else:
@@ -117,7 +119,7 @@ def decode_ndjson(body: bytes) -> list[Event]:
 
 
 def decode_body(body: bytes, content_type: str | None) -> list[Event]:
-    """Decode an intake body: NDJSON by content type, or a JSON array (a lone object is one event)."""
+    """Decode an intake body: NDJSON by content type, else a JSON array (or one object)."""
     media = (content_type or "").split(";")[0].strip().lower()
     if media in ("application/x-ndjson", "application/ndjson", "application/jsonlines"):
         return decode_ndjson(body)

@@ -27,7 +27,10 @@ class IngestMetrics:
             "kept_events_duplicate", "Events skipped because their event_id was stored", registry=r
         )
         self.requests = Counter(
-            "kept_http_requests", "HTTP requests by route and status", ["route", "status"], registry=r
+            "kept_http_requests",
+            "HTTP requests by route and status",
+            ["route", "status"],
+            registry=r,
         )
         self.request_latency = Histogram(
             "kept_http_request_duration_seconds",

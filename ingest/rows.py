@@ -43,7 +43,7 @@ class Columns:
         return len(self.data[self.names[0]])
 
     def append(self, row: tuple[Any, ...]) -> None:
-        for name, value in zip(self.names, row):
+        for name, value in zip(self.names, row, strict=True):
             self.data[name].append(value)
 
     def extend(self, other: Columns) -> None:
@@ -54,7 +54,7 @@ class Columns:
         """A copy with only the rows whose mask entry is true."""
         out = Columns(self.names)
         for name in self.names:
-            out.data[name] = [v for v, k in zip(self.data[name], mask) if k]
+            out.data[name] = [v for v, k in zip(self.data[name], mask, strict=True) if k]
         return out
 
 
@@ -114,7 +114,9 @@ def _feedback_row(e: Event, project: str, received_at: datetime) -> tuple[Any, .
     )  # fmt: skip
 
 
-def to_rows(events: Iterable[Event], received_at: datetime, project: str | None = None) -> EventRows:
+def to_rows(
+    events: Iterable[Event], received_at: datetime, project: str | None = None
+) -> EventRows:
     """Rows for `events`; `project` overrides the events' own (HTTP: the key decides it)."""
     rows = EventRows()
     for event in events:

@@ -48,6 +48,7 @@ def open_runtime(settings: ServerSettings, data_dir: DataDir) -> Runtime:
                 max_batch_rows=settings.batch_max_rows,
                 max_pending_rows=settings.pending_max_rows,
                 linger_s=settings.batch_linger_ms / 1000,
+                recent_ids=settings.dedup_window_ids,
             )
             writer.start()
             return Runtime(

@@ -17,7 +17,9 @@ class ServerSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="KEPT_", extra="ignore")
 
-    data: Path = Field(Path("kept-data"), description="Data directory (embedded store, keys, lock).")
+    data: Path = Field(
+        Path("kept-data"), description="Data directory (embedded store, keys, lock)."
+    )
     dsn: str | None = Field(
         None,
         description="ClickHouse DSN: chdb:///abs/dir or http(s)://user:pass@host:8123. "
@@ -34,6 +36,11 @@ class ServerSettings(BaseSettings):
     )
     batch_linger_ms: float = Field(
         0.0, ge=0, description="Extra wait to grow a batch; inserts already group requests."
+    )
+    dedup_window_ids: int = Field(
+        500_000,
+        ge=0,
+        description="Recently stored event ids kept in memory to skip retries (~90 bytes each).",
     )
     create_demo_key: bool = Field(True, description="Create a `demo` project key on first start.")
     admin_token: str | None = Field(

@@ -16,9 +16,11 @@ import time
 from collections import deque
 from concurrent.futures import Future
 from dataclasses import dataclass
+from uuid import UUID
 
 from kept.ingest.metrics import IngestMetrics
-from kept.ingest.rows import Columns, EventRows
+from kept.ingest.dedup import RecentIds
+from kept.ingest.rows import EventRows
 from kept.ingest.storage import Store
 
 log = logging.getLogger("kept.writer")
@@ -42,14 +44,6 @@ class _Pending:
     future: Future[None]
 
 
-def _first_occurrences(columns: Columns, seen: set[object]) -> list[bool]:
-    mask = []
-    for event_id in columns.data["event_id"]:
-        mask.append(event_id not in seen)
-        seen.add(event_id)
-    return mask
-
-
 class BatchWriter:
     """Owns the thread that makes rows durable in ClickHouse, with dedup by event_id."""
 
@@ -61,12 +55,14 @@ class BatchWriter:
         max_batch_rows: int = 50_000,
         max_pending_rows: int = 200_000,
         linger_s: float = 0.0,
+        recent_ids: int = 500_000,
     ) -> None:
         self._store = store
         self._metrics = metrics
         self._max_batch_rows = max_batch_rows
         self._max_pending_rows = max_pending_rows
         self._linger_s = linger_s
+        self._recent = RecentIds(recent_ids)
         self._queue: deque[_Pending] = deque()
         self._pending_rows = 0
         self._cond = threading.Condition()
@@ -74,6 +70,8 @@ class BatchWriter:
         self._thread = threading.Thread(target=self._run, name="kept-writer", daemon=True)
 
     def start(self) -> None:
+        """Remember recently stored ids (so replays after a restart are skipped), then run."""
+        self._recent.seed(self._store, ("generations", "feedback"))
         self._thread.start()
 
     @property
@@ -149,32 +147,22 @@ class BatchWriter:
         merged = EventRows()
         for item in batch:
             merged.extend(item.rows)
-        total = len(merged)
-        seen: set[object] = set()
-        stored = 0
+        total, stored = len(merged), 0
         for table, columns in (("generations", merged.generations), ("feedback", merged.feedback)):
-            if not len(columns):
-                continue
-            fresh = self._without_stored(table, columns.keep(_first_occurrences(columns, seen)))
+            fresh = columns.keep(self._unseen(columns.data["event_id"]))
             if len(fresh):
                 self._store.insert_columns(table, fresh.data)
+                self._recent.add(fresh.data["event_id"])
                 stored += len(fresh)
         self._metrics.batch_rows.observe(total)
         self._metrics.batch_requests.observe(len(batch))
         self._metrics.insert_latency.observe(time.perf_counter() - started)
         self._metrics.events_duplicate.inc(total - stored)
 
-    def _without_stored(self, table: str, columns: Columns) -> Columns:
-        """Drop rows whose event_id is already stored (client retries, replays)."""
-        ids = columns.data["event_id"]
-        days = sorted({ts.date() for ts in columns.data["ts"]})
-        projects = sorted(set(columns.data["project"]))
-        found = self._store.rows(
-            f"SELECT event_id FROM {table} WHERE project IN {{p:Array(String)}} "
-            "AND toDate(ts) IN {d:Array(Date)} AND event_id IN {ids:Array(UUID)}",
-            {"p": projects, "d": days, "ids": [str(i) for i in ids]},
-        )
-        if not found:
-            return columns
-        stored = {row[0] for row in found}
-        return columns.keep([i not in stored for i in ids])
+    def _unseen(self, event_ids: list[UUID]) -> list[bool]:
+        """Mask of ids neither stored lately nor repeated earlier in this batch."""
+        mask, seen = [], set()
+        for event_id in event_ids:
+            mask.append(event_id not in self._recent and event_id.int not in seen)
+            seen.add(event_id.int)
+        return mask

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import json
-from collections import Counter
 import time
 import zlib
+from collections import Counter
 from datetime import datetime, timezone
 
 from fastapi import APIRouter, Request

@@ -24,7 +24,9 @@ async def readyz(runtime: RuntimeDep) -> JSONResponse:
     store_ok = await run_in_threadpool(runtime.store.ping)
     checks = {"store": store_ok, "writer": runtime.writer.alive}
     ready = all(checks.values())
-    return JSONResponse({"status": "ready" if ready else "not_ready", "checks": checks}, 200 if ready else 503)
+    return JSONResponse(
+        {"status": "ready" if ready else "not_ready", "checks": checks}, 200 if ready else 503
+    )
 
 
 @router.get("/metrics")

@@ -15,14 +15,21 @@ from tests.helpers import InProcessServer, feedback, generation, now_iso
 
 GID = "gen-1"
 
-VALID: dict[str, dict[str, Any]] = {
-    "generation": generation(generation_id=GID),
-    "vote": feedback("vote", GID, value=1),
-    "action": feedback("action", GID, name="accept"),
-    "correction": feedback("correction", GID, text="fixed"),
-    "survival": feedback("survival", GID, checkpoint_s=30, score=0.9),
-    "score": feedback("score", GID, name="helpful", value=0.5, source="llm"),
-}
+KINDS = ("generation", "vote", "action", "correction", "survival", "score")
+
+
+def valid(kind: str) -> dict[str, Any]:
+    """A fresh valid event of `kind` (a new event_id each call)."""
+    return {
+        "generation": lambda: generation(generation_id=GID),
+        "vote": lambda: feedback("vote", GID, value=1),
+        "action": lambda: feedback("action", GID, name="accept"),
+        "correction": lambda: feedback("correction", GID, text="fixed"),
+        "survival": lambda: feedback("survival", GID, checkpoint_s=30, score=0.9),
+        "score": lambda: feedback("score", GID, name="helpful", value=0.5, source="llm"),
+    }[kind]()
+
+
 REQUIRED = {
     "generation": ["event_id", "generation_id", "ts", "model"],
     "vote": ["event_id", "generation_id", "ts", "value"],
@@ -39,18 +46,20 @@ def _stored(server: InProcessServer) -> int:
 
 def _refused(server: InProcessServer, body: Any, field: str | None, index: int | None = 1) -> str:
     """Send a valid event followed by `body`; expect 422 naming `field` and nothing stored."""
-    response = server.post([VALID["generation"] | {"generation_id": "ok"}, body])
+    response = server.post([valid("generation") | {"generation_id": "ok"}, body])
     assert response.status == 422, response.body
     assert response.body["error"] == "invalid_events"
     errors = response.body["errors"]
-    assert {"index": index, "field": field} in [{"index": e["index"], "field": e["field"]} for e in errors], errors
+    assert {"index": index, "field": field} in [
+        {"index": e["index"], "field": e["field"]} for e in errors
+    ], errors
     assert all(set(e) == {"index", "field", "message"} for e in errors)
     assert _stored(server) == 0
     return str(next(e["message"] for e in errors if e["field"] == field))
 
 
 def test_every_type_is_accepted_and_stored(server: InProcessServer) -> None:
-    response = server.post(list(VALID.values()))
+    response = server.post([valid(k) for k in KINDS])
     assert response.status == 202
     assert response.body == {"accepted": 6}
     assert server.count("generations") == 1
@@ -63,7 +72,7 @@ def test_every_type_is_accepted_and_stored(server: InProcessServer) -> None:
 
 @pytest.mark.parametrize(("kind", "field"), [(k, f) for k, fs in REQUIRED.items() for f in fs])
 def test_every_required_field(server: InProcessServer, kind: str, field: str) -> None:
-    event = {k: v for k, v in VALID[kind].items() if k != field}
+    event = {k: v for k, v in valid(kind).items() if k != field}
     assert _refused(server, event, field) == "Field required"
 
 
@@ -97,7 +106,7 @@ def test_every_required_field(server: InProcessServer, kind: str, field: str) ->
     ],
 )
 def test_wrong_types_and_values(server: InProcessServer, kind: str, field: str, value: Any) -> None:
-    event = dict(VALID[kind])
+    event = dict(valid(kind))
     if field == "input.0.content":
         event["input"] = [{"role": "user"}]
     elif field == "metadata.k":
@@ -118,22 +127,24 @@ def test_wrong_types_and_values(server: InProcessServer, kind: str, field: str, 
     ],
 )
 def test_bad_timestamps(server: InProcessServer, ts: Any, needle: str) -> None:
-    message = _refused(server, VALID["vote"] | {"ts": ts}, "ts")
+    message = _refused(server, valid("vote") | {"ts": ts}, "ts")
     assert needle in message
 
 
 def test_unknown_and_missing_type(server: InProcessServer) -> None:
-    assert "unknown event type 'click'" in _refused(server, VALID["action"] | {"type": "click"}, "type")
-    event = {k: v for k, v in VALID["action"].items() if k != "type"}
+    assert "unknown event type 'click'" in _refused(
+        server, valid("action") | {"type": "click"}, "type"
+    )
+    event = {k: v for k, v in valid("action").items() if k != "type"}
     assert "missing 'type'" in _refused(server, event, "type")
 
 
 def test_unknown_field_is_refused(server: InProcessServer) -> None:
-    assert "unknown field" in _refused(server, VALID["vote"] | {"valu": 1}, "valu")
+    assert "unknown field" in _refused(server, valid("vote") | {"valu": 1}, "valu")
 
 
 def test_oversized_text(server: InProcessServer) -> None:
-    _refused(server, VALID["correction"] | {"text": "x" * (MAX_TEXT_CHARS + 1)}, "text")
+    _refused(server, valid("correction") | {"text": "x" * (MAX_TEXT_CHARS + 1)}, "text")
 
 
 def test_non_object_and_broken_json(server: InProcessServer) -> None:
@@ -147,18 +158,25 @@ def test_non_object_and_broken_json(server: InProcessServer) -> None:
 
 
 def test_project_must_match_the_key(server: InProcessServer) -> None:
-    _refused(server, VALID["vote"] | {"project": "other"}, "project")
-    assert server.post([VALID["vote"] | {"project": "demo"}]).status == 202
+    _refused(server, valid("vote") | {"project": "other"}, "project")
+    assert server.post([valid("vote") | {"project": "demo"}]).status == 202
 
 
 @pytest.mark.parametrize(
-    "auth", [None, "Bearer", "Basic abc", "Bearer wrong", "Bearer kept_aaaaaaaaaaaa_bbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"]
+    "auth",
+    [
+        None,
+        "Bearer",
+        "Basic abc",
+        "Bearer wrong",
+        "Bearer kept_aaaaaaaaaaaa_bbbbbbbbbbbbbbbbbbbbbbbbbbbbbb",
+    ],
 )
 def test_unauthorized(server: InProcessServer, auth: str | None) -> None:
     headers = {"Authorization": auth} if auth else {}
     from tests.helpers import http
 
-    response = http("POST", server.url + "/v1/events", [VALID["vote"]], headers)
+    response = http("POST", server.url + "/v1/events", [valid("vote")], headers)
     assert response.status == 401
     assert response.body["error"] == "unauthorized"
     assert response.headers.get("www-authenticate") == "Bearer"
@@ -167,7 +185,7 @@ def test_unauthorized(server: InProcessServer, auth: str | None) -> None:
 
 def test_body_too_large(server: InProcessServer) -> None:
     limit = server.runtime.settings.max_body_bytes
-    big = [VALID["correction"] | {"text": "y" * 900_000} for _ in range(limit // 900_000 + 1)]
+    big = [valid("correction") | {"text": "y" * 900_000} for _ in range(limit // 900_000 + 1)]
     response = server.post(big)
     assert response.status == 413
     assert response.body["error"] == "too_large"
@@ -183,7 +201,7 @@ def test_too_many_events(server: InProcessServer) -> None:
 
 
 def test_ndjson_and_gzip(server: InProcessServer) -> None:
-    lines = "\n".join(json.dumps(e) for e in VALID.values()) + "\n\n"
+    lines = "\n".join(json.dumps(valid(k)) for k in KINDS) + "\n\n"
     response = server.post(lines, **{"Content-Type": "application/x-ndjson"})
     assert response.status == 202
     assert response.body == {"accepted": 6}
@@ -193,7 +211,7 @@ def test_ndjson_and_gzip(server: InProcessServer) -> None:
 
 
 def test_ndjson_error_points_at_the_line(server: InProcessServer) -> None:
-    body = json.dumps(VALID["vote"]) + "\n" + json.dumps(VALID["vote"] | {"value": 0}) + "\n"
+    body = json.dumps(valid("vote")) + "\n" + json.dumps(valid("vote") | {"value": 0}) + "\n"
     response = server.post(body, **{"Content-Type": "application/x-ndjson"})
     assert response.status == 422
     assert response.body["errors"] == [
@@ -212,17 +230,19 @@ def test_output_may_be_absent(server: InProcessServer) -> None:
 def test_chat_input_round_trips(server: InProcessServer) -> None:
     messages = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi ü"}]
     assert server.post([generation(input=messages, metadata={"app": "bot"})]).status == 202
-    fmt, text, metadata = server.runtime.store.rows("SELECT input_format, input, metadata FROM generations")[0]
+    fmt, text, metadata = server.runtime.store.rows(
+        "SELECT input_format, input, metadata FROM generations"
+    )[0]
     assert (fmt, json.loads(text), metadata) == ("chat", messages, {"app": "bot"})
 
 
 def test_rejections_are_counted(server: InProcessServer) -> None:
     before = server.metric("kept_events_rejected_total", 'reason="invalid"')
-    server.post([VALID["vote"] | {"value": 3}])
+    server.post([valid("vote") | {"value": 3}])
     assert server.metric("kept_events_rejected_total", 'reason="invalid"') == before + 1
 
 
 def test_schema_names_every_type() -> None:
     schema = json.dumps(json_schema())
-    for kind in VALID:
+    for kind in KINDS:
         assert f'"const": "{kind}"' in schema

@@ -2,21 +2,20 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timezone
 from pathlib import Path
 
+import pytest
+
+from kept.ingest.decode import decode_json_array
 from kept.ingest.metrics import IngestMetrics
 from kept.ingest.rows import to_rows
-from kept.ingest.decode import decode_json_array
 from kept.ingest.writer import BatchWriter, Overloaded
 from tests.helpers import InProcessServer, feedback, generation, serve_process
-
-import json
-from datetime import datetime, timezone
-
-import pytest
 
 
 def test_same_event_id_twice_is_stored_once(server: InProcessServer) -> None:
@@ -28,6 +27,40 @@ def test_same_event_id_twice_is_stored_once(server: InProcessServer) -> None:
     assert server.count("generations") == 1
     assert server.count("feedback") == 1
     assert server.metric("kept_events_duplicate_total") >= 6
+
+
+def test_a_restarted_writer_still_skips_recent_ids(server: InProcessServer) -> None:
+    events = [generation() for _ in range(3)]
+    assert server.post(events).status == 202
+    # A new writer, as after a restart: it learns recent ids from the store at start.
+    writer = BatchWriter(server.runtime.store, IngestMetrics())
+    writer.start()
+    try:
+        parsed = decode_json_array(json.dumps([*events, generation()]).encode())
+        writer.submit(to_rows(parsed, datetime.now(timezone.utc), "demo")).result(30)
+    finally:
+        writer.stop()
+    assert server.count("generations") == 4
+
+
+def test_duplicates_past_the_window_collapse_and_count_once(server: InProcessServer) -> None:
+    # Older than the in-memory window: stored twice at first, but readers count event
+    # ids, and the table's merge collapses them.
+    event = generation()
+    writer = BatchWriter(server.runtime.store, IngestMetrics(), recent_ids=0)
+    writer.start()
+    try:
+        for _ in range(2):
+            rows = to_rows(
+                decode_json_array(json.dumps([event]).encode()), datetime.now(timezone.utc), "demo"
+            )
+            writer.submit(rows).result(30)
+    finally:
+        writer.stop()
+    assert server.count("generations") == 2
+    assert server.runtime.store.scalar("SELECT uniqExact(event_id) FROM generations") == 1
+    server.runtime.store.command("OPTIMIZE TABLE generations FINAL")
+    assert server.count("generations") == 1
 
 
 def test_retry_after_partial_store_completes_it(server: InProcessServer) -> None:
@@ -71,7 +104,9 @@ def test_overload_answers_429_with_retry_after(data_dir: Path) -> None:
     env = {"KEPT_PENDING_MAX_ROWS": "5", "KEPT_BATCH_LINGER_MS": "1500"}
     with serve_process(data_dir, **env) as proc:
         results: list[int] = []
-        first = threading.Thread(target=lambda: results.append(proc.post([generation() for _ in range(5)]).status))
+        first = threading.Thread(
+            target=lambda: results.append(proc.post([generation() for _ in range(5)]).status)
+        )
         first.start()
         time.sleep(0.5)
         second = proc.post([generation() for _ in range(5)])

@@ -17,7 +17,11 @@ def _status(data_dir: Path) -> dict[str, int]:
     result = run_kept("status", "--data", str(data_dir), "--format", "json")
     assert result.returncode == 0, result.stderr
     status = json.loads(result.stdout)
-    return {"generations": status["generations"], "feedback": status["feedback"], "keys": status["keys"]}
+    return {
+        "generations": status["generations"],
+        "feedback": status["feedback"],
+        "keys": status["keys"],
+    }
 
 
 def test_first_start_creates_demo_key_and_restart_keeps_data(data_dir: Path) -> None:
@@ -90,5 +94,10 @@ def test_schema_command_prints_json_schema() -> None:
     schema = json.loads(result.stdout)
     assert schema["title"] == "kept event v1"
     assert set(schema["discriminator"]["mapping"]) == {
-        "generation", "vote", "action", "correction", "survival", "score",
+        "generation",
+        "vote",
+        "action",
+        "correction",
+        "survival",
+        "score",
     }

@@ -1,0 +1,104 @@
+"""The wheel: the base install is the SDK alone; the server extra adds the service."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import sysconfig
+import venv
+import zipfile
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _run(*args: str | Path, cwd: Path | None = None) -> str:
+    result = subprocess.run(
+        [str(a) for a in args], capture_output=True, text=True, cwd=cwd, timeout=600, check=False
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("wheel")
+    _run(sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-w", out, ROOT)
+    (built,) = out.glob("kept-*.whl")
+    return built
+
+
+def _venv(path: Path) -> Path:
+    venv.EnvBuilder(with_pip=True).create(path)
+    return path / "bin" / "python"
+
+
+@pytest.fixture(scope="module")
+def bare(tmp_path_factory: pytest.TempPathFactory, wheel: Path) -> Path:
+    python = _venv(tmp_path_factory.mktemp("bare") / "venv")
+    _run(python, "-m", "pip", "install", "--quiet", "--no-index", wheel)
+    return python
+
+
+def test_wheel_holds_every_package_and_the_migrations(wheel: Path) -> None:
+    names = zipfile.ZipFile(wheel).namelist()
+    for expected in (
+        "kept/__init__.py",
+        "kept/py.typed",
+        "kept/client.py",
+        "kept/ingest/app.py",
+        "kept/ingest/api/events.py",
+        "kept/ingest/storage/migrations/0001_events.sql",
+        "kept/analytics/__init__.py",
+        "kept/dashboards/__init__.py",
+    ):
+        assert expected in names
+    assert not [n for n in names if n.startswith(("tests/", "sdk/", "ingest/"))]
+    metadata = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith("METADATA")))
+    requires = [line for line in metadata.decode().splitlines() if line.startswith("Requires-Dist")]
+    assert requires, "the server extra lists its dependencies"
+    assert all('extra == "' in line for line in requires), "the base install needs nothing"
+
+
+def test_sdk_imports_without_server_dependencies(bare: Path) -> None:
+    code = (
+        "import importlib.util, kept\n"
+        "assert importlib.util.find_spec('fastapi') is None\n"
+        "assert importlib.util.find_spec('chdb') is None\n"
+        "assert importlib.util.find_spec('pydantic') is None\n"
+        "c = kept.Client(endpoint='http://127.0.0.1:9', api_key='k')\n"
+        "gid = c.log_generation(model='m', output='o')\n"
+        "assert c.accept(gid) in (True, False)\n"
+        "c.close(timeout=0.2)\n"
+        "print('sdk ok', gid)\n"
+    )
+    assert "sdk ok" in _run(bare, "-c", code)
+
+
+def test_cli_in_the_base_install_points_to_the_extra(bare: Path) -> None:
+    kept = bare.parent / "kept"
+    assert "demo" in _run(kept, "--help")
+    result = subprocess.run(
+        [kept, "serve"], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 1
+    assert "pip install 'kept[server]'" in result.stderr
+
+
+def test_server_side_runs_from_the_wheel(tmp_path: Path, wheel: Path) -> None:
+    # The server's dependencies come from the test environment (a .pth to its
+    # site-packages, which runs none of its .pth files, so the editable kept stays out);
+    # kept itself comes from the wheel.
+    python = _venv(tmp_path / "venv")
+    _run(python, "-m", "pip", "install", "--quiet", "--no-index", "--no-deps", wheel)
+    site = Path(
+        _run(python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])").strip()
+    )
+    (site / "test-deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    where = _run(python, "-c", "import kept.ingest.app as a; print(a.__file__)")
+    assert where.startswith(str(site))
+    out = _run(python, "-m", "kept.cli", "migrate", "--data", tmp_path / "data")
+    assert "schema version 2" in out
