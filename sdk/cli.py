@@ -32,6 +32,7 @@ def _data_dir_arg(value: str | None) -> Path:
 def _server_imports() -> None:
     try:
         import fastapi  # noqa: F401
+
         import kept.ingest.storage  # noqa: F401
     except ImportError as exc:
         raise CliError(f"{SERVER_EXTRA_HINT} ({exc})") from None
@@ -42,12 +43,12 @@ def _server_imports() -> None:
 
 def _http(method: str, url: str, token: str | None, body: dict[str, Any] | None = None) -> Any:
     data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(url, data=data, method=method)
+    request = urllib.request.Request(url, data=data, method=method)  # noqa: S310 - http(s)
     request.add_header("Content-Type", "application/json")
     if token:
         request.add_header("Authorization", f"Bearer {token}")
     try:
-        with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 - http(s) only
+        with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
             return json.loads(response.read() or b"null")
     except urllib.error.HTTPError as exc:
         detail = exc.read().decode(errors="replace")[:500]
@@ -213,7 +214,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     _http("GET", url + "/healthz", None)  # a clear error now beats silent drops later
     client = Client(endpoint=url, api_key=key)
     try:
-        summary = run_demo(client, rate=args.rate, duration=duration, backfill=backfill, seed=args.seed)
+        summary = run_demo(
+            client, rate=args.rate, duration=duration, backfill=backfill, seed=args.seed
+        )
     except KeyboardInterrupt:
         print("interrupted; sending what is queued", file=sys.stderr)
         client.flush(timeout=10)
@@ -255,7 +258,9 @@ def build_parser() -> argparse.ArgumentParser:
     def data_args(p: argparse.ArgumentParser, url: bool = True) -> None:
         p.add_argument("--data", help="data directory (default: $KEPT_DATA or ./kept-data)")
         if url:
-            p.add_argument("--url", help="a running kept server (default: $KEPT_URL, or the one owning --data)")
+            p.add_argument(
+                "--url", help="a running kept server (default: $KEPT_URL, or the one owning --data)"
+            )
 
     p = sub.add_parser("serve", help="run the whole service on this machine")
     data_args(p, url=False)
@@ -263,7 +268,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, help="port to listen on (default 8787)")
     p.set_defaults(func=cmd_serve)
 
-    keys = sub.add_parser("keys", help="project keys").add_subparsers(dest="keys_command", required=True)
+    keys = sub.add_parser("keys", help="project keys").add_subparsers(
+        dest="keys_command", required=True
+    )
     p = keys.add_parser("create", help="create a project key (printed as the last line)")
     p.add_argument("--project", required=True)
     data_args(p)
@@ -283,11 +290,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help="send realistic demo traffic to a running server")
     p.add_argument("--data", help="data directory whose server and demo key to use")
-    p.add_argument("--url", help="server URL (default: $KEPT_ENDPOINT, the server owning --data, or 127.0.0.1:8787)")
+    p.add_argument(
+        "--url",
+        help="server URL (default: $KEPT_ENDPOINT, the server owning --data, or 127.0.0.1:8787)",
+    )
     p.add_argument("--api-key", help="project key (default: $KEPT_API_KEY or the demo key)")
     p.add_argument("--rate", type=float, default=20.0, help="generations per second (default 20)")
     p.add_argument("--duration", default="60s", help="how long to send live traffic (default 60s)")
-    p.add_argument("--backfill", default="2h", help="history to create first (default 2h; 0 for none)")
+    p.add_argument(
+        "--backfill", default="2h", help="history to create first (default 2h; 0 for none)"
+    )
     p.add_argument("--seed", type=int, help="random seed for repeatable traffic")
     p.set_defaults(func=cmd_demo)
     return parser

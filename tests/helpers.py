@@ -176,7 +176,9 @@ class ServeProcess:
         return (self.data / "demo-key").read_text().strip()
 
     def post(self, body: Any, key: str | None = None) -> Response:
-        return http("POST", self.url + "/v1/events", body, {"Authorization": f"Bearer {key or self.key}"})
+        return http(
+            "POST", self.url + "/v1/events", body, {"Authorization": f"Bearer {key or self.key}"}
+        )
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 60) -> int:
         if self.process.poll() is None:
@@ -202,7 +204,8 @@ def serve_process(data: Path, port: int | None = None, **env: str) -> Iterator[S
     )
     output: list[str] = []
     reader = threading.Thread(
-        target=lambda: output.extend(iter(process.stdout.readline, "")), daemon=True  # type: ignore[union-attr]
+        target=lambda: output.extend(iter(process.stdout.readline, "")),
+        daemon=True,  # type: ignore[union-attr]
     )
     reader.start()
     url = f"http://127.0.0.1:{port}"
@@ -231,5 +234,10 @@ def serve_process(data: Path, port: int | None = None, **env: str) -> Iterator[S
 
 def run_kept(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [*KEPT, *args], capture_output=True, text=True, env=kept_env(**env), timeout=120, check=False
+        [*KEPT, *args],
+        capture_output=True,
+        text=True,
+        env=kept_env(**env),
+        timeout=120,
+        check=False,
     )
