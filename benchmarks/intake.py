@@ -21,7 +21,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from tests.helpers import serve_process  # noqa: E402
+from tests.helpers import serve_process
 
 
 def make_body(batch: int, rng_seed: int) -> bytes:
@@ -85,9 +85,11 @@ def main() -> None:
         started = time.monotonic()
         stop = started + args.seconds
         threads = [
-            threading.Thread(target=client_loop, args=(server.url, server.key, bodies[c][2:], stop, counts[c]))
+            threading.Thread(
+                target=client_loop, args=(server.url, server.key, bodies[c][2:], stop, counts[c])
+            )
             for c in range(args.clients)
-        ]  # fmt: skip
+        ]
         for t in threads:
             t.start()
         for t in threads:

@@ -18,8 +18,8 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from uuid import UUID
 
-from kept.ingest.metrics import IngestMetrics
 from kept.ingest.dedup import RecentIds
+from kept.ingest.metrics import IngestMetrics
 from kept.ingest.rows import EventRows
 from kept.ingest.storage import Store
 

@@ -1,0 +1,224 @@
+"""How encoded events leave the process.
+
+A :class:`Transport` sends one batch and reports what happened as a :class:`SendResult`;
+it never sleeps, retries or counts: the worker owns that policy. This is the seam for the
+Kafka transport and the disk spool that come later.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import email.utils
+import enum
+import http.client
+import json
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+from urllib.parse import urlsplit
+
+logger = logging.getLogger("kept")
+
+MAX_RETRY_AFTER = 300.0
+_USER_AGENT = "kept-python"
+# Errors that mean "the server closed the idle keep-alive connection": worth one
+# immediate retry on a fresh connection. A timeout is not one of them.
+_STALE_CONNECTION = (ConnectionResetError, ConnectionAbortedError, BrokenPipeError)
+
+
+class Outcome(enum.Enum):
+    """What the sink did with a batch."""
+
+    SENT = "sent"
+    """Every event was accepted."""
+    RETRY = "retry"
+    """Transient failure (overload, server error, network); nothing was stored."""
+    REJECTED = "rejected"
+    """The events in ``rejections`` are invalid; nothing was stored; resend the rest."""
+    TOO_LARGE = "too_large"
+    """The batch is too big for the sink; nothing was stored; send it in smaller parts."""
+    UNAUTHORIZED = "unauthorized"
+    """The API key was refused; retrying will not help."""
+    FATAL = "fatal"
+    """Any other permanent refusal; retrying will not help."""
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """One invalid event of a batch, as the sink explained it."""
+
+    index: int
+    field: str
+    message: str
+
+
+@dataclass(frozen=True)
+class SendResult:
+    """The result of :meth:`Transport.send`.
+
+    ``retry_after`` is the delay the sink asked for (seconds) when it gave one;
+    ``detail`` is a short, payload-free description for logs.
+    """
+
+    outcome: Outcome
+    retry_after: float | None = None
+    rejections: tuple[Rejection, ...] = ()
+    detail: str = ""
+
+
+class Transport(Protocol):
+    """Sends batches of JSON-encoded events (one ``bytes`` object per event)."""
+
+    def send(self, events: Sequence[bytes]) -> SendResult:
+        """Send one batch; called only from the worker thread. Should not raise."""
+        ...
+
+    def reset(self) -> None:
+        """Forget connection state inherited through ``os.fork()``; reconnect lazily."""
+        ...
+
+    def close(self) -> None:
+        """Release connections."""
+        ...
+
+
+class HttpTransport:
+    """``POST {endpoint}/v1/events`` with a JSON array body over one keep-alive connection."""
+
+    def __init__(self, endpoint: str, api_key: str | None, timeout: float = 10.0) -> None:
+        parts = urlsplit(endpoint.strip())
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("the endpoint must look like http(s)://host[:port][/path]")
+        self._https = parts.scheme == "https"
+        self._host = parts.hostname
+        self._port = parts.port  # raises ValueError for a malformed port
+        self._path = parts.path.rstrip("/") + "/v1/events"
+        self._timeout = timeout
+        self._headers = {"Content-Type": "application/json", "User-Agent": _USER_AGENT}
+        if api_key:
+            if not api_key.isprintable() or not api_key.isascii():
+                raise ValueError("the API key has characters that cannot go in a header")
+            self._headers["Authorization"] = f"Bearer {api_key}"
+        try:  # checks the host now (no I/O) instead of failing on every send
+            http.client.HTTPConnection(self._host, self._port)
+        except http.client.InvalidURL:
+            raise ValueError("the endpoint's host is not valid") from None
+        self._conn: http.client.HTTPConnection | None = None
+
+    def send(self, events: Sequence[bytes]) -> SendResult:
+        """Send ``events`` as one request and interpret the answer."""
+        body = b"[" + b",".join(events) + b"]"
+        reused = self._conn is not None
+        try:
+            try:
+                status, retry_after, data = self._post(body)
+            except _STALE_CONNECTION:
+                if not reused:
+                    raise
+                self._disconnect()
+                status, retry_after, data = self._post(body)
+        except (OSError, http.client.HTTPException) as exc:
+            self._disconnect()
+            return SendResult(Outcome.RETRY, detail=f"connection error: {type(exc).__name__}")
+        return _interpret(status, retry_after, data, len(events))
+
+    def reset(self) -> None:
+        """Drop the inherited connection; the next send reconnects."""
+        self._disconnect()
+
+    def close(self) -> None:
+        """Close the connection."""
+        self._disconnect()
+
+    def _post(self, body: bytes) -> tuple[int, str | None, bytes]:
+        conn = self._conn
+        if conn is None:
+            cls = http.client.HTTPSConnection if self._https else http.client.HTTPConnection
+            conn = self._conn = cls(self._host, self._port, timeout=self._timeout)
+        conn.request("POST", self._path, body=body, headers=self._headers)
+        response = conn.getresponse()
+        data = response.read()  # read fully, or the connection cannot be reused
+        if response.will_close:
+            self._disconnect()
+        return response.status, response.getheader("Retry-After"), data
+
+    def _disconnect(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with contextlib.suppress(Exception):  # a broken connection may fail to close
+                conn.close()
+
+
+def _interpret(status: int, retry_after: str | None, data: bytes, count: int) -> SendResult:
+    if 200 <= status < 300:
+        return SendResult(Outcome.SENT)
+    detail = f"HTTP {status}"
+    if status in (401, 403):
+        return SendResult(Outcome.UNAUTHORIZED, detail=detail)
+    if status == 413:
+        return SendResult(Outcome.TOO_LARGE, detail=detail)
+    if status == 422:
+        return SendResult(Outcome.REJECTED, rejections=_rejections(data, count), detail=detail)
+    if status in (408, 425, 429) or status >= 500:
+        return SendResult(Outcome.RETRY, retry_after=_retry_after(retry_after), detail=detail)
+    return SendResult(Outcome.FATAL, detail=detail)
+
+
+def _rejections(data: bytes, count: int) -> tuple[Rejection, ...]:
+    """Parse ``{"errors": [{"index", "field", "message"}]}``; unreadable means all are bad."""
+    found: list[Rejection] = []
+    try:
+        errors = json.loads(data)["errors"]
+        for error in errors:
+            index = error["index"]
+            if isinstance(index, int) and not isinstance(index, bool) and 0 <= index < count:
+                field, message = str(error.get("field", "")), str(error.get("message", ""))
+                found.append(Rejection(index, field, message))
+    except (ValueError, KeyError, TypeError, AttributeError):
+        found = []
+    if not found:
+        unreadable = "the sink answered 422 without usable error indices"
+        return tuple(Rejection(i, "", unreadable) for i in range(count))
+    return tuple(found)
+
+
+def _retry_after(value: str | None) -> float | None:
+    """Seconds from a ``Retry-After`` header (delta-seconds or HTTP date), clamped."""
+    if not value:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        seconds = when.timestamp() - time.time()
+    if seconds != seconds:  # NaN
+        return None
+    return min(max(seconds, 0.0), MAX_RETRY_AFTER)
+
+
+def make_transport(endpoint: str | None, api_key: str | None, timeout: float) -> Transport | None:
+    """The transport for ``endpoint``'s URL scheme, or None (logged) when there is none."""
+    if endpoint is None or not endpoint.strip():
+        return None
+    scheme = endpoint.strip().partition("://")[0].lower() if "://" in endpoint else ""
+    if scheme in ("http", "https"):
+        try:
+            return HttpTransport(endpoint, api_key, timeout)
+        except ValueError as exc:
+            # The URL itself is not logged: it may carry credentials.
+            logger.error("kept: invalid endpoint (%s); events will be dropped", exc)
+            return None
+    if scheme == "kafka":
+        logger.error("kept: the Kafka transport is not available yet; events will be dropped")
+        return None
+    logger.error(
+        "kept: unsupported endpoint scheme %r (expected http:// or https://); "
+        "events will be dropped",
+        scheme[:20],
+    )
+    return None
