@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import shutil
 import sys
 from pathlib import Path
 from typing import TextIO
@@ -15,6 +16,15 @@ from kept.ingest.runtime import Runtime
 from kept.ingest.settings import ServerSettings
 
 
+def _kept_command() -> str:
+    """How the user can run `kept` again: by name when it is on PATH, else by its path."""
+    script = Path(sys.argv[0])
+    on_path = shutil.which("kept")
+    if script.name != "kept" or (on_path and Path(on_path).resolve() == script.resolve()):
+        return "kept"
+    return str(script)
+
+
 def banner(runtime: Runtime, url: str) -> str:
     """What a user needs to start sending events, printed once the server is ready."""
     data_dir = runtime.data_dir
@@ -24,14 +34,15 @@ def banner(runtime: Runtime, url: str) -> str:
             f"Created project 'demo'; its key (also in {data_dir.demo_key_path}):",
             f"  {runtime.demo_key}",
         ]
+    kept = _kept_command()
     key = runtime.demo_key or data_dir.read_demo_key()
     if key:
         same_dir = data_dir.path == DataDir(Path("kept-data")).path
         lines += [
-            "Send demo traffic:  kept demo" + ("" if same_dir else f" --data {data_dir.path}"),
+            f"Send demo traffic:  {kept} demo" + ("" if same_dir else f" --data {data_dir.path}"),
             f"From your app:      export KEPT_ENDPOINT={url} KEPT_API_KEY={key}",
         ]
-    lines.append("New project key:    kept keys create --project NAME")
+    lines.append(f"New project key:    {kept} keys create --project NAME")
     return "\n".join(lines)
 
 

@@ -57,3 +57,10 @@ class ServerSettings(BaseSettings):
 def get_settings() -> ServerSettings:
     """The process's settings, read once from the environment."""
     return ServerSettings()
+
+
+def settings_with(**overrides: object) -> ServerSettings:
+    """The environment's settings with command-line values (those not None) on top."""
+    base = get_settings()
+    given = {k: v for k, v in overrides.items() if v is not None}
+    return ServerSettings.model_validate(base.model_dump() | given) if given else base

@@ -5,7 +5,7 @@ never raise, and are sent in the background::
 
     import kept
 
-    kept.init(endpoint="http://127.0.0.1:8787", api_key="kp_...")  # or KEPT_ENDPOINT/KEPT_API_KEY
+    kept.init(endpoint="http://127.0.0.1:8787", api_key="kept_...")  # or KEPT_ENDPOINT/KEPT_API_KEY
     gid = kept.log_generation(model="gpt-4o-mini", prompt_version="summarize@3",
                               input=messages, output=text, latency_ms=840)
     kept.vote(gid, 1)                       # thumbs up
@@ -20,15 +20,22 @@ first use or by :func:`init`.
 
 from __future__ import annotations
 
+import functools
+import inspect
 import os
 import threading
-from datetime import datetime
+from collections.abc import Callable
+from typing import Concatenate, ParamSpec, TypeVar
 
-from .client import Client, Message, ScoreSource
+from .client import Client
+from .events import Message, ScoreSource
 from .transport import Transport
 
 __all__ = [
     "Client",
+    "Message",
+    "ScoreSource",
+    "Transport",
     "__version__",
     "accept",
     "action",
@@ -45,6 +52,9 @@ __all__ = [
 ]
 
 __version__ = "0.1.0"
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 _default: Client | None = None
 _default_lock = threading.Lock()
@@ -96,133 +106,28 @@ def get_client() -> Client:
     return client
 
 
-def log_generation(
-    *,
-    model: str,
-    input: str | list[Message] | None = None,
-    output: str | None = None,
-    prompt_version: str | None = None,
-    latency_ms: int | None = None,
-    input_tokens: int | None = None,
-    output_tokens: int | None = None,
-    cost_usd: float | None = None,
-    metadata: dict[str, str] | None = None,
-    user_id: str | None = None,
-    session_id: str | None = None,
-    generation_id: str | None = None,
-    ts: datetime | None = None,
-) -> str:
-    """:meth:`Client.log_generation` on the default client."""
-    return get_client().log_generation(
-        model=model,
-        input=input,
-        output=output,
-        prompt_version=prompt_version,
-        latency_ms=latency_ms,
-        input_tokens=input_tokens,
-        output_tokens=output_tokens,
-        cost_usd=cost_usd,
-        metadata=metadata,
-        user_id=user_id,
-        session_id=session_id,
-        generation_id=generation_id,
-        ts=ts,
+def _on_default_client(method: Callable[Concatenate[Client, P], R]) -> Callable[P, R]:
+    """`method` called on the default client, with the method's own signature and docs."""
+
+    @functools.wraps(method)
+    def call(*args: P.args, **kwargs: P.kwargs) -> R:
+        return method(get_client(), *args, **kwargs)
+
+    signature = inspect.signature(method)
+    # help() and IDEs should not show the `self` that the default client fills in.
+    call.__signature__ = signature.replace(  # type: ignore[attr-defined]
+        parameters=list(signature.parameters.values())[1:]
     )
+    return call
 
 
-def vote(
-    generation_id: str,
-    value: int,
-    *,
-    comment: str | None = None,
-    user_id: str | None = None,
-    session_id: str | None = None,
-    ts: datetime | None = None,
-) -> bool:
-    """:meth:`Client.vote` on the default client."""
-    return get_client().vote(
-        generation_id, value, comment=comment, user_id=user_id, session_id=session_id, ts=ts
-    )
-
-
-def action(
-    generation_id: str,
-    name: str,
-    *,
-    value: str | float | None = None,
-    user_id: str | None = None,
-    session_id: str | None = None,
-    ts: datetime | None = None,
-) -> bool:
-    """:meth:`Client.action` on the default client."""
-    return get_client().action(
-        generation_id, name, value=value, user_id=user_id, session_id=session_id, ts=ts
-    )
-
-
-def accept(
-    generation_id: str,
-    *,
-    value: str | float | None = None,
-    user_id: str | None = None,
-    session_id: str | None = None,
-    ts: datetime | None = None,
-) -> bool:
-    """:meth:`Client.accept` on the default client."""
-    return get_client().accept(
-        generation_id, value=value, user_id=user_id, session_id=session_id, ts=ts
-    )
-
-
-def correct(
-    generation_id: str,
-    text: str,
-    *,
-    user_id: str | None = None,
-    session_id: str | None = None,
-    ts: datetime | None = None,
-) -> bool:
-    """:meth:`Client.correct` on the default client."""
-    return get_client().correct(generation_id, text, user_id=user_id, session_id=session_id, ts=ts)
-
-
-def score(
-    generation_id: str,
-    name: str,
-    value: float,
-    *,
-    source: ScoreSource = "code",
-    comment: str | None = None,
-    user_id: str | None = None,
-    session_id: str | None = None,
-    ts: datetime | None = None,
-) -> bool:
-    """:meth:`Client.score` on the default client."""
-    return get_client().score(
-        generation_id,
-        name,
-        value,
-        source=source,
-        comment=comment,
-        user_id=user_id,
-        session_id=session_id,
-        ts=ts,
-    )
-
-
-def survival(
-    generation_id: str,
-    checkpoint_s: int,
-    score: float,
-    *,
-    user_id: str | None = None,
-    session_id: str | None = None,
-    ts: datetime | None = None,
-) -> bool:
-    """:meth:`Client.survival` on the default client."""
-    return get_client().survival(
-        generation_id, checkpoint_s, score, user_id=user_id, session_id=session_id, ts=ts
-    )
+log_generation = _on_default_client(Client.log_generation)
+vote = _on_default_client(Client.vote)
+action = _on_default_client(Client.action)
+accept = _on_default_client(Client.accept)
+correct = _on_default_client(Client.correct)
+score = _on_default_client(Client.score)
+survival = _on_default_client(Client.survival)
 
 
 def flush(timeout: float | None = None) -> bool:

@@ -38,6 +38,21 @@ def _server_imports() -> None:
         raise CliError(f"{SERVER_EXTRA_HINT} ({exc})") from None
 
 
+def _settings(**overrides: object) -> Any:
+    """The server's settings, with a clear error for a bad KEPT_* value or flag."""
+    from pydantic import ValidationError
+
+    from kept.ingest.settings import settings_with
+
+    try:
+        return settings_with(**overrides)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"KEPT_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors()
+        )
+        raise CliError(f"invalid configuration: {problems}") from None
+
+
 # ---- talking to a running server -------------------------------------------------------
 
 
@@ -98,10 +113,9 @@ def _with_local_store(args: argparse.Namespace, work: Callable[[Any], Any]) -> A
     """Run `work(store)` on the data directory's store, owning the directory meanwhile."""
     _server_imports()
     from kept.ingest.datadir import DataDir, DataDirBusy
-    from kept.ingest.settings import ServerSettings
     from kept.ingest.storage import StorageError, Store, migrate
 
-    settings = ServerSettings(data=_data_dir_arg(args.data))
+    settings = _settings(data=args.data)
     data_dir = DataDir(settings.data)
     try:
         data_dir.acquire()
@@ -127,11 +141,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     _server_imports()
     from kept.ingest.datadir import DataDirBusy
     from kept.ingest.server import serve
-    from kept.ingest.settings import ServerSettings
 
-    overrides = {"data": args.data, "host": args.host, "port": args.port}
+    settings = _settings(data=args.data, host=args.host, port=args.port)
     try:
-        settings = ServerSettings(**{k: v for k, v in overrides.items() if v is not None})
         serve(settings)
     except DataDirBusy as exc:
         raise CliError(f"{exc}. Stop it, or use another --data.") from None

@@ -7,93 +7,32 @@ worker's queue. Event ids, timestamps and JSON are produced later on the worker 
 
 from __future__ import annotations
 
-import json
 import logging
-import math
 import os
 import time
 import weakref
-from datetime import datetime, timezone
+from datetime import datetime
 from types import TracebackType
-from typing import Literal
 
+from .events import (
+    SCORE_SOURCES,
+    InvalidArgumentError,
+    Message,
+    Record,
+    ScoreSource,
+    count_or_none,
+    encode_event,
+    is_name,
+    is_number,
+    is_string_map,
+    new_id,
+    str_or_none,
+)
 from .stats import COUNTERS, LogLimiter, Stats
 from .transport import Transport, make_transport
 from .worker import Worker
 
 logger = logging.getLogger("kept")
-
-# (type, generation_id, time.time() or the app's datetime, user_id, session_id, fields)
-Record = tuple[str, str, float | datetime, str | None, str | None, dict[str, object]]
-Message = dict[str, str]
-ScoreSource = Literal["human", "llm", "code"]
-
-_SCORE_SOURCES = frozenset(("human", "llm", "code"))
-
-
-class _InvalidArgumentError(ValueError):
-    """Raised (in debug mode only) for an argument the SDK drops as invalid."""
-
-
-def new_id() -> str:
-    """A random (version 4) UUID string, like ``str(uuid.uuid4())`` at half the cost.
-
-    It is on the app's thread for every generation without an id, hence the shortcut.
-    """
-    b = bytearray(os.urandom(16))
-    b[6] = b[6] & 0x0F | 0x40
-    b[8] = b[8] & 0x3F | 0x80
-    x = b.hex()
-    return f"{x[:8]}-{x[8:12]}-{x[12:16]}-{x[16:20]}-{x[20:]}"
-
-
-def format_ts(when: float | datetime) -> str:
-    """RFC 3339 in UTC with milliseconds; naive datetimes are taken as UTC."""
-    if isinstance(when, datetime):
-        moment = when.replace(tzinfo=timezone.utc) if when.tzinfo is None else when
-        moment = moment.astimezone(timezone.utc)
-    else:
-        moment = datetime.fromtimestamp(when, timezone.utc)
-    return moment.isoformat(timespec="milliseconds")
-
-
-def encode_event(record: Record) -> bytes:
-    """The JSON of one event, per CONTRACT.md; keys whose value is None are left out."""
-    kind, generation_id, when, user_id, session_id, fields = record
-    event: dict[str, object] = {
-        "type": kind,
-        "event_id": new_id(),
-        "generation_id": generation_id,
-        "ts": format_ts(when),
-    }
-    if user_id is not None:
-        event["user_id"] = user_id
-    if session_id is not None:
-        event["session_id"] = session_id
-    for key, value in fields.items():
-        if value is not None:
-            event[key] = value
-    return json.dumps(event, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
-
-
-def _str_or_none(value: object) -> bool:
-    return value is None or isinstance(value, str)
-
-
-def _name(value: object) -> bool:
-    return isinstance(value, str) and value != ""
-
-
-def _count_or_none(value: object) -> bool:
-    return value is None or (isinstance(value, int) and not isinstance(value, bool) and value >= 0)
-
-
-def _number(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def _string_map(value: dict[str, str]) -> bool:
-    return all(isinstance(k, str) and isinstance(v, str) for k, v in value.items())
 
 
 class Client:
@@ -159,10 +98,10 @@ class Client:
             logger.warning("kept: %s; events will be dropped", why)
 
     def _setting(self, name: str, value: float, default: float, minimum: float) -> float:
-        if _number(value) and value >= minimum:
+        if is_number(value) and value >= minimum:
             return value
         if self._debug:
-            raise _InvalidArgumentError(f"{name} must be a number >= {minimum}")
+            raise InvalidArgumentError(f"{name} must be a number >= {minimum}")
         logger.warning("kept: invalid %s; using %s", name, default)
         return default
 
@@ -196,20 +135,20 @@ class Client:
         try:
             if self._worker is None or self._closed:
                 self._skip()
-            elif not _name(model):
+            elif not is_name(model):
                 self._invalid(op, "model must be a non-empty string")
             elif not (input is None or isinstance(input, (str, list, tuple))):
                 self._invalid(op, "input must be a string or a list of messages")
-            elif not (_str_or_none(output) and _str_or_none(prompt_version)):
+            elif not (str_or_none(output) and str_or_none(prompt_version)):
                 self._invalid(op, "output and prompt_version must be strings")
-            elif not (latency_ms is None or (_number(latency_ms) and latency_ms >= 0)):
+            elif not (latency_ms is None or (is_number(latency_ms) and latency_ms >= 0)):
                 self._invalid(op, "latency_ms must be a non-negative number")
-            elif not (_count_or_none(input_tokens) and _count_or_none(output_tokens)):
+            elif not (count_or_none(input_tokens) and count_or_none(output_tokens)):
                 self._invalid(op, "input_tokens and output_tokens must be non-negative ints")
-            elif not (cost_usd is None or (_number(cost_usd) and cost_usd >= 0)):
+            elif not (cost_usd is None or (is_number(cost_usd) and cost_usd >= 0)):
                 self._invalid(op, "cost_usd must be a non-negative number")
             elif metadata is not None and not (
-                isinstance(metadata, dict) and _string_map(metadata)
+                isinstance(metadata, dict) and is_string_map(metadata)
             ):
                 self._invalid(op, "metadata must be a dict of strings to strings")
             else:
@@ -245,7 +184,7 @@ class Client:
                 return self._skip()
             if isinstance(value, bool) or value not in (1, -1):
                 return self._invalid("vote", "value must be 1 or -1")
-            if not _str_or_none(comment):
+            if not str_or_none(comment):
                 return self._invalid("vote", "comment must be a string")
             fields: dict[str, object] = {"value": int(value), "comment": comment}
             return self._put("vote", "vote", generation_id, user_id, session_id, ts, fields)
@@ -266,9 +205,9 @@ class Client:
         try:
             if self._worker is None or self._closed:
                 return self._skip()
-            if not _name(name):
+            if not is_name(name):
                 return self._invalid("action", "name must be a non-empty string")
-            if not (value is None or isinstance(value, str) or _number(value)):
+            if not (value is None or isinstance(value, str) or is_number(value)):
                 return self._invalid("action", "value must be a string or a finite number")
             fields: dict[str, object] = {"name": name, "value": value}
             return self._put("action", "action", generation_id, user_id, session_id, ts, fields)
@@ -327,13 +266,13 @@ class Client:
         try:
             if self._worker is None or self._closed:
                 return self._skip()
-            if not _name(name):
+            if not is_name(name):
                 return self._invalid("score", "name must be a non-empty string")
-            if not _number(value):
+            if not is_number(value):
                 return self._invalid("score", "value must be a finite number")
-            if source not in _SCORE_SOURCES:
+            if source not in SCORE_SOURCES:
                 return self._invalid("score", "source must be 'human', 'llm' or 'code'")
-            if not _str_or_none(comment):
+            if not str_or_none(comment):
                 return self._invalid("score", "comment must be a string")
             fields: dict[str, object] = {
                 "name": name,
@@ -363,7 +302,7 @@ class Client:
                 return self._invalid("survival", "checkpoint_s must be an int")
             if checkpoint_s <= 0:
                 return self._invalid("survival", "checkpoint_s must be positive")
-            if not (_number(score) and 0.0 <= score <= 1.0):
+            if not (is_number(score) and 0.0 <= score <= 1.0):
                 return self._invalid("survival", "score must be a number from 0 to 1")
             fields: dict[str, object] = {"checkpoint_s": checkpoint_s, "score": float(score)}
             return self._put("survival", "survival", generation_id, user_id, session_id, ts, fields)
@@ -429,9 +368,9 @@ class Client:
         ts: datetime | None,
         fields: dict[str, object],
     ) -> bool:
-        if not _name(generation_id):
+        if not is_name(generation_id):
             return self._invalid(op, "generation_id must be a non-empty string")
-        if not (_str_or_none(user_id) and _str_or_none(session_id)):
+        if not (str_or_none(user_id) and str_or_none(session_id)):
             return self._invalid(op, "user_id and session_id must be strings")
         if ts is None:
             when: float | datetime = time.time()
@@ -449,7 +388,7 @@ class Client:
     def _invalid(self, op: str, why: str) -> bool:
         self._stats.add("dropped_invalid")
         if self._debug:
-            raise _InvalidArgumentError(f"kept.{op}: {why}")
+            raise InvalidArgumentError(f"kept.{op}: {why}")
         self._limiter.log(
             logging.WARNING, f"invalid:{op}:{why}", "kept.%s: %s", op, why + "; dropped"
         )

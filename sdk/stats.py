@@ -12,7 +12,7 @@ import os
 import threading
 import time
 import weakref
-from typing import Literal
+from typing import Literal, get_args
 
 logger = logging.getLogger("kept")
 
@@ -28,18 +28,7 @@ Counter = Literal[
     "dropped_no_transport",
     "errors",
 ]
-COUNTERS: tuple[Counter, ...] = (
-    "sent",
-    "retries",
-    "dropped_queue_full",
-    "dropped_invalid",
-    "dropped_unauthorized",
-    "dropped_rejected",
-    "dropped_shutdown",
-    "dropped_closed",
-    "dropped_no_transport",
-    "errors",
-)
+COUNTERS: tuple[Counter, ...] = get_args(Counter)
 
 
 class Stats:

@@ -19,7 +19,7 @@ import pytest
 
 import kept
 from kept import Client
-from kept.client import format_ts, new_id
+from kept.events import format_ts, new_id
 from kept.transport import Outcome, SendResult
 
 TS_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+00:00$")

@@ -1,0 +1,85 @@
+"""The wire format of events: ids, timestamps, JSON, and the checks on the app's arguments.
+
+The one place that defines what an event looks like on the wire (CONTRACT.md), shared
+by every transport.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from datetime import datetime, timezone
+from typing import Literal
+
+# (type, generation_id, time.time() or the app's datetime, user_id, session_id, fields)
+Record = tuple[str, str, float | datetime, str | None, str | None, dict[str, object]]
+Message = dict[str, str]
+ScoreSource = Literal["human", "llm", "code"]
+
+SCORE_SOURCES = frozenset(("human", "llm", "code"))
+
+
+class InvalidArgumentError(ValueError):
+    """Raised (in debug mode only) for an argument the SDK drops as invalid."""
+
+
+def new_id() -> str:
+    """A random (version 4) UUID string, like ``str(uuid.uuid4())`` at half the cost.
+
+    It is on the app's thread for every generation without an id, hence the shortcut.
+    """
+    b = bytearray(os.urandom(16))
+    b[6] = b[6] & 0x0F | 0x40
+    b[8] = b[8] & 0x3F | 0x80
+    x = b.hex()
+    return f"{x[:8]}-{x[8:12]}-{x[12:16]}-{x[16:20]}-{x[20:]}"
+
+
+def format_ts(when: float | datetime) -> str:
+    """RFC 3339 in UTC with milliseconds; naive datetimes are taken as UTC."""
+    if isinstance(when, datetime):
+        moment = when.replace(tzinfo=timezone.utc) if when.tzinfo is None else when
+        moment = moment.astimezone(timezone.utc)
+    else:
+        moment = datetime.fromtimestamp(when, timezone.utc)
+    return moment.isoformat(timespec="milliseconds")
+
+
+def encode_event(record: Record) -> bytes:
+    """The JSON of one event, per CONTRACT.md; keys whose value is None are left out."""
+    kind, generation_id, when, user_id, session_id, fields = record
+    event: dict[str, object] = {
+        "type": kind,
+        "event_id": new_id(),
+        "generation_id": generation_id,
+        "ts": format_ts(when),
+    }
+    if user_id is not None:
+        event["user_id"] = user_id
+    if session_id is not None:
+        event["session_id"] = session_id
+    for key, value in fields.items():
+        if value is not None:
+            event[key] = value
+    return json.dumps(event, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
+
+
+def str_or_none(value: object) -> bool:
+    return value is None or isinstance(value, str)
+
+
+def is_name(value: object) -> bool:
+    return isinstance(value, str) and value != ""
+
+
+def count_or_none(value: object) -> bool:
+    return value is None or (isinstance(value, int) and not isinstance(value, bool) and value >= 0)
+
+
+def is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def is_string_map(value: dict[str, str]) -> bool:
+    return all(isinstance(k, str) and isinstance(v, str) for k, v in value.items())
