@@ -11,7 +11,6 @@ import heapq
 import itertools
 import math
 import random
-import re
 import sys
 import time
 from collections.abc import Callable
@@ -446,24 +445,3 @@ def run_demo(
         f"skipped_future={s.skipped_future} flushed={s.flushed}"
     )
     return s
-
-
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhd])")
-_UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-
-
-def parse_duration(text: str) -> timedelta:
-    """Parse `90s`, `15m`, `2h`, `1d` (decimals allowed) or `0` into a timedelta."""
-    value = text.strip().lower()
-    if value == "0":
-        return timedelta(0)
-    match = _DURATION.fullmatch(value)
-    try:
-        if match:
-            return timedelta(seconds=float(match[1]) * _UNIT_S[match[2]])
-    except OverflowError:
-        pass
-    raise ValueError(
-        f"invalid duration {text!r}: use a number with a unit s, m, h or d "
-        "(e.g. 90s, 15m, 2h, 1d), or 0"
-    )

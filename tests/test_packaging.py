@@ -11,8 +11,12 @@ from pathlib import Path
 
 import pytest
 
+from kept.ingest.storage.migrate import available
+
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parent.parent
+
+LATEST = available()[-1].version
 
 
 def _run(*args: str | Path, cwd: Path | None = None) -> str:
@@ -52,6 +56,9 @@ def test_wheel_holds_every_package_and_the_migrations(wheel: Path) -> None:
         "kept/ingest/app.py",
         "kept/ingest/api/events.py",
         "kept/ingest/storage/migrations/0001_events.sql",
+        "kept/ingest/consumer/pipeline.py",
+        "kept/kafka_transport.py",
+        "kept/spool.py",
         "kept/analytics/__init__.py",
         "kept/dashboards/__init__.py",
     ):
@@ -78,6 +85,24 @@ def test_sdk_imports_without_server_dependencies(bare: Path) -> None:
     assert "sdk ok" in _run(bare, "-c", code)
 
 
+def test_kafka_endpoint_without_kafka_python_says_what_to_install(bare: Path) -> None:
+    code = (
+        "import importlib.util, kept\n"
+        "assert importlib.util.find_spec('kafka') is None\n"
+        "c = kept.Client(endpoint='kafka://127.0.0.1:9', project='p')\n"
+        "assert c.vote('g', 1) is False\n"
+        "assert c.stats()['dropped_no_transport'] == 1\n"
+        "c.close()\n"
+        "print('dropped ok')\n"
+    )
+    result = subprocess.run(
+        [bare, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert "dropped ok" in result.stdout
+    assert "pip install 'kept[kafka]'" in result.stderr
+
+
 def test_cli_in_the_base_install_points_to_the_extra(bare: Path) -> None:
     kept = bare.parent / "kept"
     assert "demo" in _run(kept, "--help")
@@ -101,4 +126,4 @@ def test_server_side_runs_from_the_wheel(tmp_path: Path, wheel: Path) -> None:
     where = _run(python, "-c", "import kept.ingest.app as a; print(a.__file__)")
     assert where.startswith(str(site))
     out = _run(python, "-m", "kept.cli", "migrate", "--data", tmp_path / "data")
-    assert "schema version 2" in out
+    assert f"schema version {LATEST}" in out

@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 
 from kept import demo
-from kept.demo import CHECKPOINTS, SCENARIOS, Generation, parse_duration, pick_scenario, run_demo
+from kept.demo import CHECKPOINTS, SCENARIOS, Generation, pick_scenario, run_demo
+from kept.timeparse import parse_duration
 
 T0 = datetime(2024, 6, 1, 12, 0, tzinfo=timezone.utc)
 ACTIONS = {"accept", "copy", "regenerate", "dismiss", "edit"}

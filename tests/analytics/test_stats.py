@@ -1,0 +1,49 @@
+"""Intervals against published values, and verdicts of comparisons."""
+
+from __future__ import annotations
+
+import pytest
+
+from kept.analytics.compare import compare
+from kept.analytics.metrics import GroupCounts, finalize
+from kept.analytics.stats import newcombe_difference, wilson
+
+
+def test_wilson_matches_newcombe_1998() -> None:
+    # Newcombe (1998), Two-sided confidence intervals for the single proportion: 81/263.
+    interval = wilson(81, 263)
+    assert (round(interval.low, 4), round(interval.high, 4)) == (0.2553, 0.3662)
+
+
+def test_newcombe_hybrid_score_matches_the_paper() -> None:
+    # Newcombe (1998), difference between independent proportions, example (a):
+    # 56/70 - 48/80, method 10 (score, no continuity correction): 0.0524 to 0.3339.
+    interval = newcombe_difference(48, 80, 56, 70)
+    assert (round(interval.low, 4), round(interval.high, 4)) == (0.0524, 0.3339)
+
+
+def test_wilson_edges() -> None:
+    assert wilson(0, 0).low == 0.0 and wilson(0, 0).high == 1.0
+    assert wilson(0, 10).low == 0.0
+    assert wilson(10, 10).high == pytest.approx(1.0)
+
+
+def _group(generations: int, accepted: int, up: int = 0, down: int = 0) -> dict[str, object]:
+    counts = GroupCounts(generations=generations, accepted=accepted, votes_up=up, votes_down=down)
+    counts.survival_measured = {30: accepted}
+    counts.survival_kept = {30: accepted // 2}
+    return finalize(counts, (30,))
+
+
+def test_verdicts() -> None:
+    a = _group(1000, 400, up=50, down=50)
+    better = {c.metric: c for c in compare(a, _group(1000, 480, up=52, down=48), (30,))}
+    assert better["acceptance_rate"].verdict == "better"
+    assert better["acceptance_rate"].difference == pytest.approx(0.08)
+    assert better["acceptance_rate"].ci_low is not None and better["acceptance_rate"].ci_low > 0
+    assert better["vote_score"].verdict == "no detectable difference"
+    worse = {c.metric: c for c in compare(a, _group(1000, 330), (30,))}
+    assert worse["acceptance_rate"].verdict == "worse"
+    assert worse["vote_score"].verdict == "not enough data"
+    assert worse["vote_score"].difference is None
+    assert worse["kept_rate[30]"].a_n == 400
