@@ -60,3 +60,52 @@ class IngestMetrics:
         self.pending_rows = Gauge(
             "kept_writer_pending_rows", "Rows waiting to be inserted", registry=r
         )
+
+
+class ConsumerMetrics:
+    """The Kafka consumer's metrics, `kept_consumer_*`, on the registry it is given."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.consumed = Counter("kept_consumer_messages", "Messages consumed", registry=r)
+        self.inserted = Counter(
+            "kept_consumer_events_inserted",
+            "Events the consumer stored (repeats of stored event ids not counted)",
+            registry=r,
+        )
+        self.dead_lettered = Counter(
+            "kept_consumer_dead_lettered",
+            "Messages sent to the dead-letter topic, by reason",
+            ["reason"],
+            registry=r,
+        )
+        self.lag = Gauge(
+            "kept_consumer_lag",
+            "Messages in the partition not consumed yet (high watermark - position)",
+            ["topic", "partition"],
+            registry=r,
+        )
+        self.batch_events = Histogram(
+            "kept_consumer_batch_messages",
+            "Messages per consumer batch",
+            buckets=_SIZE_BUCKETS,
+            registry=r,
+        )
+        self.insert_latency = Histogram(
+            "kept_consumer_insert_duration_seconds",
+            "Time to store one batch, retries included",
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.insert_failures = Counter(
+            "kept_consumer_insert_failures",
+            "Failed insert attempts (each is retried; offsets wait)",
+            registry=r,
+        )
+        self.commits = Counter(
+            "kept_consumer_commits", "Offset commits by outcome", ["outcome"], registry=r
+        )
+        self.paused = Gauge(
+            "kept_consumer_paused", "1 while consumption is paused for a slow store", registry=r
+        )

@@ -14,13 +14,15 @@ import logging
 import threading
 import time
 from collections import deque
+from collections.abc import Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
-from uuid import UUID
+from datetime import datetime, timezone
 
-from kept.ingest.dedup import RecentIds
+from kept.ingest.contract import Event
+from kept.ingest.inserter import Inserter
 from kept.ingest.metrics import IngestMetrics
-from kept.ingest.rows import EventRows
+from kept.ingest.rows import EventRows, to_rows
 from kept.ingest.storage import Store
 
 log = logging.getLogger("kept.writer")
@@ -57,12 +59,11 @@ class BatchWriter:
         linger_s: float = 0.0,
         recent_ids: int = 500_000,
     ) -> None:
-        self._store = store
         self._metrics = metrics
         self._max_batch_rows = max_batch_rows
         self._max_pending_rows = max_pending_rows
         self._linger_s = linger_s
-        self._recent = RecentIds(recent_ids)
+        self._inserter = Inserter(store, metrics, recent_ids)
         self._queue: deque[_Pending] = deque()
         self._pending_rows = 0
         self._cond = threading.Condition()
@@ -71,7 +72,7 @@ class BatchWriter:
 
     def start(self) -> None:
         """Remember recently stored ids (so replays after a restart are skipped), then run."""
-        self._recent.seed(self._store, ("generations", "feedback"))
+        self._inserter.seed()
         self._thread.start()
 
     @property
@@ -103,8 +104,10 @@ class BatchWriter:
             self._cond.notify()
         return future
 
-    async def write(self, rows: EventRows) -> None:
-        """Wait, without blocking the event loop, until `rows` are durable."""
+    async def write(self, events: Sequence[Event], project: str) -> None:
+        """Store `events` of `project`; returns, without blocking the event loop, once
+        they are durable (the EventSink interface)."""
+        rows = to_rows(events, datetime.now(timezone.utc), project)
         return await asyncio.wrap_future(self.submit(rows))
 
     def _take(self) -> list[_Pending] | None:
@@ -143,26 +146,8 @@ class BatchWriter:
                 item.future.set_result(None)
 
     def _flush(self, batch: list[_Pending]) -> None:
-        started = time.perf_counter()
         merged = EventRows()
         for item in batch:
             merged.extend(item.rows)
-        total, stored = len(merged), 0
-        for table, columns in (("generations", merged.generations), ("feedback", merged.feedback)):
-            fresh = columns.keep(self._unseen(columns.data["event_id"]))
-            if len(fresh):
-                self._store.insert_columns(table, fresh.data)
-                self._recent.add(fresh.data["event_id"])
-                stored += len(fresh)
-        self._metrics.batch_rows.observe(total)
+        self._inserter.insert(merged)
         self._metrics.batch_requests.observe(len(batch))
-        self._metrics.insert_latency.observe(time.perf_counter() - started)
-        self._metrics.events_duplicate.inc(total - stored)
-
-    def _unseen(self, event_ids: list[UUID]) -> list[bool]:
-        """Mask of ids neither stored lately nor repeated earlier in this batch."""
-        mask, seen = [], set()
-        for event_id in event_ids:
-            mask.append(event_id not in self._recent and event_id.int not in seen)
-            seen.add(event_id.int)
-        return mask

@@ -7,8 +7,10 @@ worker's queue. Event ids, timestamps and JSON are produced later on the worker 
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
+import re
 import time
 import weakref
 from datetime import datetime
@@ -28,11 +30,14 @@ from .events import (
     new_id,
     str_or_none,
 )
+from .spool import DEFAULT_MAX_BYTES, Spool, make_spool
 from .stats import COUNTERS, LogLimiter, Stats
-from .transport import Transport, make_transport
+from .transport import Transport, endpoint_scheme, make_transport
 from .worker import Worker
 
 logger = logging.getLogger("kept")
+
+_PROJECT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
 class Client:
@@ -44,6 +49,14 @@ class Client:
     ``transport`` is used instead of the one the endpoint's scheme would pick. Naive
     ``ts`` datetimes are taken as UTC. ``debug=True`` raises errors and invalid
     arguments instead of logging them (for tests).
+
+    ``kafka://host:9092,host2:9092[?topic=kept.events]`` (or ``KEPT_KAFKA=host:9092``
+    when ``KEPT_ENDPOINT`` is unset) sends to Kafka; it needs ``pip install 'kept[kafka]'``
+    and a ``project`` (or ``KEPT_PROJECT``), which each event then carries. Batches that
+    the sink keeps refusing wait in a disk spool (``spool_dir``: a base directory, default
+    ``KEPT_SPOOL_DIR`` or ``~/.cache/kept/spool``; ``False`` for none) of at most
+    ``spool_max_bytes``, and are sent, oldest first, when the sink is back, also by the
+    next client of the same endpoint after a restart.
     """
 
     def __init__(
@@ -59,6 +72,9 @@ class Client:
         debug: bool = False,
         enabled: bool = True,
         transport: Transport | None = None,
+        project: str | None = None,
+        spool_dir: str | os.PathLike[str] | bool | None = None,
+        spool_max_bytes: int = DEFAULT_MAX_BYTES,
     ) -> None:
         self._debug = debug
         self._stats = Stats()
@@ -69,17 +85,34 @@ class Client:
         try:
             self._shutdown_timeout = self._setting("shutdown_timeout", shutdown_timeout, 5.0, 0.0)
             if enabled:
-                if transport is None:
-                    endpoint = endpoint or os.environ.get("KEPT_ENDPOINT")
+                project = project or os.environ.get("KEPT_PROJECT") or None
+                if project is not None and not (
+                    isinstance(project, str) and _PROJECT.match(project)
+                ):
+                    why = "project must be 1-64 letters, digits, '.', '_' or '-'"
+                    if self._debug:
+                        raise InvalidArgumentError(why)
+                    logger.error("kept: %s", why)
+                    transport, enabled = None, False
+                spool: Spool | None = None
+                if transport is None and enabled:
+                    endpoint = endpoint or os.environ.get("KEPT_ENDPOINT") or _kafka_env()
                     api_key = api_key or os.environ.get("KEPT_API_KEY")
                     timeout = self._setting("request_timeout", request_timeout, 10.0, 1e-3)
-                    transport = make_transport(endpoint, api_key, timeout)
-                    if transport is not None and not api_key:
+                    transport = make_transport(endpoint, api_key, timeout, project=project)
+                    kafka = endpoint_scheme(endpoint) == "kafka"
+                    if transport is not None and not api_key and not kafka:
                         logger.warning("kept: no API key (set KEPT_API_KEY or pass api_key=)")
+                    if transport is not None:
+                        max_bytes = int(self._setting("spool_max_bytes", spool_max_bytes, 0, 0))
+                        spool = make_spool(spool_dir, max_bytes, endpoint, api_key, project)
+                elif transport is not None and spool_dir not in (None, False):
+                    spool = make_spool(spool_dir, int(spool_max_bytes), type(transport).__name__)
                 if transport is not None:
+                    encode = functools.partial(encode_event, project=project)
                     self._worker = Worker(
                         transport,
-                        encode_event,
+                        encode,
                         self._stats,
                         self._limiter,
                         max_queue_size=int(
@@ -88,9 +121,12 @@ class Client:
                         batch_size=int(self._setting("batch_size", batch_size, 500, 1)),
                         flush_interval=self._setting("flush_interval", flush_interval, 0.5, 1e-3),
                         shutdown_timeout=self._shutdown_timeout,
+                        spool=spool,
                     )
                     # If the app drops the client without closing it, let the thread end.
                     weakref.finalize(self, self._worker.release).atexit = False
+                    if spool is not None and spool.directory.is_dir():
+                        self._worker.start()  # send what an earlier run left in the spool
         except Exception as exc:
             self._fail("Client()", exc)
         if self._worker is None:
@@ -334,12 +370,15 @@ class Client:
             self._fail("close", exc)
 
     def stats(self) -> dict[str, int]:
-        """Counters: ``enqueued``, ``sent``, ``queued``, ``retries``, ``dropped_*``, ``errors``."""
+        """Counters: ``enqueued``, ``sent`` (spooled events replayed included), ``queued``,
+        ``retries``, ``spooled``, ``spool_bytes`` (waiting on disk), ``dropped_*``,
+        ``errors``."""
         try:
             enqueued, queued = (0, 0) if self._worker is None else self._worker.counts()
             counts = self._stats.snapshot()
             result = {"enqueued": enqueued, "sent": counts["sent"], "queued": queued}
             result.update((name, counts[name]) for name in COUNTERS if name != "sent")
+            result["spool_bytes"] = 0 if self._worker is None else self._worker.spool_bytes()
         except Exception as exc:
             self._fail("stats", exc)
             return {}
@@ -403,3 +442,11 @@ class Client:
             logging.ERROR, f"fail:{op}", "kept: %s failed (%s)", op, type(exc).__name__
         )
         return False
+
+
+def _kafka_env() -> str | None:
+    """``KEPT_KAFKA`` (bootstrap servers, as the server reads them) as a kafka:// endpoint."""
+    servers = os.environ.get("KEPT_KAFKA", "").strip()
+    if not servers:
+        return None
+    return servers if "://" in servers else "kafka://" + servers

@@ -46,8 +46,13 @@ def format_ts(when: float | datetime) -> str:
     return moment.isoformat(timespec="milliseconds")
 
 
-def encode_event(record: Record) -> bytes:
-    """The JSON of one event, per CONTRACT.md; keys whose value is None are left out."""
+def encode_event(record: Record, project: str | None = None) -> bytes:
+    """The JSON of one event, per CONTRACT.md; keys whose value is None are left out.
+
+    The event id is made here, once: a batch that is retried or spooled and replayed
+    carries the same ids, so the server stores it once. ``generation_id`` comes early in
+    the object so that a transport can find it without parsing a large event.
+    """
     kind, generation_id, when, user_id, session_id, fields = record
     event: dict[str, object] = {
         "type": kind,
@@ -55,6 +60,8 @@ def encode_event(record: Record) -> bytes:
         "generation_id": generation_id,
         "ts": format_ts(when),
     }
+    if project is not None:
+        event["project"] = project
     if user_id is not None:
         event["user_id"] = user_id
     if session_id is not None:

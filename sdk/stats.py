@@ -19,6 +19,7 @@ logger = logging.getLogger("kept")
 Counter = Literal[
     "sent",
     "retries",
+    "spooled",
     "dropped_queue_full",
     "dropped_invalid",
     "dropped_unauthorized",
@@ -26,6 +27,7 @@ Counter = Literal[
     "dropped_shutdown",
     "dropped_closed",
     "dropped_no_transport",
+    "dropped_spool_full",
     "errors",
 ]
 COUNTERS: tuple[Counter, ...] = get_args(Counter)

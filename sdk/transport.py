@@ -1,8 +1,9 @@
 """How encoded events leave the process.
 
 A :class:`Transport` sends one batch and reports what happened as a :class:`SendResult`;
-it never sleeps, retries or counts: the worker owns that policy. This is the seam for the
-Kafka transport and the disk spool that come later.
+it never sleeps, retries or counts: the worker owns that policy (including the disk
+spool). :func:`make_transport` picks HTTP or Kafka (:mod:`kept.kafka_transport`) by the
+endpoint's scheme.
 """
 
 from __future__ import annotations
@@ -201,23 +202,45 @@ def _retry_after(value: str | None) -> float | None:
     return min(max(seconds, 0.0), MAX_RETRY_AFTER)
 
 
-def make_transport(endpoint: str | None, api_key: str | None, timeout: float) -> Transport | None:
+def endpoint_scheme(endpoint: str | None) -> str:
+    """The lower-case URL scheme of ``endpoint`` ("" when it has none)."""
+    if not endpoint or "://" not in endpoint:
+        return ""
+    return endpoint.strip().partition("://")[0].lower()
+
+
+def make_transport(
+    endpoint: str | None, api_key: str | None, timeout: float, *, project: str | None = None
+) -> Transport | None:
     """The transport for ``endpoint``'s URL scheme, or None (logged) when there is none."""
     if endpoint is None or not endpoint.strip():
         return None
-    scheme = endpoint.strip().partition("://")[0].lower() if "://" in endpoint else ""
-    if scheme in ("http", "https"):
-        try:
+    scheme = endpoint_scheme(endpoint)
+    try:
+        if scheme in ("http", "https"):
             return HttpTransport(endpoint, api_key, timeout)
-        except ValueError as exc:
-            # The URL itself is not logged: it may carry credentials.
-            logger.error("kept: invalid endpoint (%s); events will be dropped", exc)
-            return None
-    if scheme == "kafka":
-        logger.error("kept: the Kafka transport is not available yet; events will be dropped")
+        if scheme == "kafka":
+            if project is None:
+                logger.error(
+                    "kept: a kafka:// endpoint needs a project (pass project= or set "
+                    "KEPT_PROJECT); events will be dropped"
+                )
+                return None
+            from .kafka_transport import KafkaTransport
+
+            return KafkaTransport.from_endpoint(endpoint, timeout)
+    except ValueError as exc:
+        # The URL itself is not logged: it may carry credentials.
+        logger.error("kept: invalid endpoint (%s); events will be dropped", exc)
+        return None
+    except ImportError:
+        logger.error(
+            "kept: the kafka:// endpoint needs kafka-python: pip install 'kept[kafka]'; "
+            "events will be dropped"
+        )
         return None
     logger.error(
-        "kept: unsupported endpoint scheme %r (expected http:// or https://); "
+        "kept: unsupported endpoint scheme %r (expected http://, https:// or kafka://); "
         "events will be dropped",
         scheme[:20],
     )

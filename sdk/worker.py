@@ -3,8 +3,14 @@
 The app's thread only appends to the queue. The worker thread takes batches, encodes
 them, hands them to the :class:`~kept.transport.Transport` and applies the retry policy:
 exponential backoff with jitter for transient failures, dropping exactly the events the
-sink rejects, halving batches that are too large. Every event ends up counted: sent or
-dropped with a reason.
+sink rejects, halving batches that are too large. Every event ends up counted: sent,
+spooled or dropped with a reason.
+
+With a :class:`~kept.spool.Spool`, a batch that keeps failing for ``SPOOL_AFTER`` seconds
+(at once when the queue is half full or the client is closing) is written to disk
+instead of held in memory. While the spool holds events, new batches go behind them, and
+the oldest spooled segment is retried on the backoff schedule (at once on a flush); once
+the sink takes it, the spool is drained oldest first.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
+from .spool import Spool
 from .stats import Counter, LogLimiter, Stats
 from .transport import Outcome, SendResult, Transport
 
@@ -29,6 +36,8 @@ R = TypeVar("R")
 
 BACKOFF_BASE = 0.5
 BACKOFF_CAP = 30.0
+SPOOL_AFTER = 5.0
+"""Seconds a batch may keep failing before it goes to the spool."""
 
 
 class Worker(Generic[R]):
@@ -49,8 +58,10 @@ class Worker(Generic[R]):
         batch_size: int,
         flush_interval: float,
         shutdown_timeout: float,
+        spool: Spool | None = None,
     ) -> None:
         self._transport = transport
+        self._spool = spool
         self._encode = encode
         self._stats = stats
         self._limiter = limiter
@@ -78,6 +89,11 @@ class Worker(Generic[R]):
         self._abandoned = False  # close gave up: drop everything, settle nothing more
         self._release = False  # the client is gone: exit once drained
         self._unauthorized_logged = False
+        self._current: list[bytes] | None = None  # the part being sent, for close to spool
+        self._spool_seen = False  # the worker looked for a spool left by an earlier run
+        self._sink_down = False  # the last attempt failed and events wait in the spool
+        self._replay_at = 0.0  # monotonic time of the next attempt to send spooled events
+        self._replay_attempt = 0
 
     # --- app side -------------------------------------------------------------------
 
@@ -104,24 +120,39 @@ class Worker(Generic[R]):
         return True
 
     def flush(self, timeout: float) -> bool:
-        """Send everything enqueued so far; True when it all settled within ``timeout``."""
+        """Send everything enqueued so far and everything spooled; True when it all settled
+        within ``timeout``."""
+        return self._wait(timeout, spooled_is_settled=False)
+
+    def _wait(self, timeout: float, *, spooled_is_settled: bool) -> bool:
         deadline = time.monotonic() + _seconds(timeout)
+        if self._spool is not None and self._spool.directory.is_dir() and self._spool.open():
+            self._start()  # replay what an earlier run left, even before the first event
         with self._lock:
             target = self._enqueued
-            if self._done >= target:
+            if self._done >= target and not self._spool_holds(spooled_is_settled):
                 return True
         self._kick.set()
         self._wake.set()
         with self._settled:
-            while self._done < target:
+            while self._done < target or self._spool_holds(spooled_is_settled):
                 remaining = deadline - time.monotonic()
                 if self._abandoned or remaining <= 0:
                     return False
                 self._settled.wait(min(remaining, threading.TIMEOUT_MAX))
         return True
 
+    def _spool_holds(self, spooled_is_settled: bool) -> bool:
+        """True while events wait in the spool that a flush should still wait for."""
+        spool = self._spool
+        return spool is not None and spool.pending and not (spooled_is_settled and self._sink_down)
+
     def close(self, timeout: float) -> None:
-        """Flush until ``timeout``, count what is left as ``dropped_shutdown``, stop."""
+        """Flush until ``timeout``, spool or count as ``dropped_shutdown`` what is left, stop.
+
+        With a spool, events are safe once spooled: close returns when the sink is down
+        and everything is on disk, without waiting for the deadline.
+        """
         timeout = _seconds(timeout)
         deadline = time.monotonic() + timeout
         with self._lock:
@@ -129,14 +160,16 @@ class Worker(Generic[R]):
                 return
             self._close_started = self._closing = True
         _workers.discard(self)
-        if not self.flush(timeout):
+        if not self._wait(timeout, spooled_is_settled=True):
             with self._lock:
+                left, current = list(self._queue), self._current or []
                 lost = len(self._queue) + self._inflight
                 self._queue.clear()
                 self._inflight = 0
                 self._abandoned = True
                 self._settled.notify_all()
-            if lost:
+            lost -= self._spool_leftovers(current, left) if lost else 0
+            if lost > 0:
                 self._stats.add("dropped_shutdown", lost)
                 self._limiter.log(
                     logging.WARNING,
@@ -151,12 +184,46 @@ class Worker(Generic[R]):
             self._transport.close()
         elif thread is not threading.current_thread():
             thread.join(min(max(deadline - time.monotonic(), 0.0), threading.TIMEOUT_MAX))
+        if self._spool is not None and (thread is None or not thread.is_alive()):
+            self._spool.close()
+
+    def _spool_leftovers(self, current: list[bytes], records: list[R]) -> int:
+        """At the close deadline: spool the part being sent and the queue; returns how many.
+
+        The part being sent may still arrive from the worker thread too: the server stores
+        a repeated event id once.
+        """
+        spool = self._spool
+        if spool is None or not spool.open():
+            return 0
+        events = list(current)
+        for record in records:
+            try:
+                events.append(self._encode(record))
+            except Exception:
+                self._stats.add("dropped_invalid")
+        try:
+            written = spool.append(events)
+        except OSError as exc:
+            logger.error("kept: cannot write to the spool (%s)", exc)
+            return 0
+        self._stats.add("spooled", written)
+        return written + len(records) + len(current) - len(events)
 
     def release(self) -> None:
         """The owner is gone: let the thread exit once the queue is drained."""
         with self._lock:
             self._release = True
         self._wake.set()
+
+    def start(self) -> None:
+        """Start the sender thread now rather than with the first event (to replay the spool)."""
+        if self._thread is None:
+            self._start()
+
+    def spool_bytes(self) -> int:
+        """Bytes of events waiting in the spool."""
+        return 0 if self._spool is None else self._spool.bytes
 
     def counts(self) -> tuple[int, int]:
         """``(enqueued, queued)``: records accepted so far and records not yet settled."""
@@ -183,17 +250,22 @@ class Worker(Generic[R]):
     def _run(self) -> None:
         try:
             while True:
-                self._wake.wait(self._flush_interval)
+                self._wake.wait(self._idle_wait())
+                forced = self._kick.is_set()
                 self._wake.clear()
                 self._kick.clear()
+                self._replay(forced)
                 while (batch := self._pop_batch()) is not None:
                     self._deliver(batch)
+                    self._replay(False)
                 with self._lock:
                     if self._abandoned or ((self._closing or self._release) and not self._queue):
                         return
         finally:
             try:
                 self._transport.close()
+                if self._spool is not None:
+                    self._spool.close()  # what is left stays on disk for the next client
             except Exception:
                 logger.debug("kept: closing the transport failed", exc_info=True)
 
@@ -235,22 +307,39 @@ class Worker(Generic[R]):
                 )
         return encoded
 
-    def _deliver_parts(self, events: list[bytes]) -> None:
+    def _deliver_parts(self, events: list[bytes], *, replay: bool = False) -> bool:
+        """Send ``events`` until each is settled, splitting or trimming as the sink asks.
+
+        Live events that keep failing go to the spool. A replay of spooled events gives
+        up at the first failure (they stay on disk) and returns False.
+        """
+        settle = self._count if replay else self._settle
         parts = [events] if events else []
         while parts:
             part = parts.pop()
-            result = self._send_until_final(part)
-            if result is None:
-                return
+            if replay:
+                result: SendResult | None = self._send_once(part)
+                if result is not None and result.outcome is Outcome.RETRY:
+                    self._sink_failed(result)
+                    return False
+            elif self._spool is not None and self._spool.pending:
+                self._spool_part(part)  # behind the events already waiting: keep the order
+                continue
+            else:
+                result = self._send_until_final(part)
+            if result is None:  # spooled, or abandoned by close
+                if self._abandoned:
+                    return True
+                continue
             if result.outcome is Outcome.SENT:
-                self._settle(len(part), "sent")
+                settle(len(part), "sent")
             elif result.outcome is Outcome.REJECTED:
-                rest = self._drop_rejected(part, result)
+                rest = self._drop_rejected(part, result, settle)
                 if rest:
                     parts.append(rest)
             elif result.outcome is Outcome.TOO_LARGE:
                 if len(part) == 1:
-                    self._settle(1, "dropped_invalid")
+                    settle(1, "dropped_invalid")
                     self._limiter.log(
                         logging.WARNING,
                         "too_large",
@@ -262,7 +351,7 @@ class Worker(Generic[R]):
                     parts.append(part[half:])
                     parts.append(part[:half])
             elif result.outcome is Outcome.UNAUTHORIZED:
-                self._settle(len(part), "dropped_unauthorized")
+                settle(len(part), "dropped_unauthorized")
                 if not self._unauthorized_logged:
                     self._unauthorized_logged = True
                     logger.error(
@@ -271,7 +360,7 @@ class Worker(Generic[R]):
                         result.detail,
                     )
             else:
-                self._settle(len(part), "dropped_rejected")
+                settle(len(part), "dropped_rejected")
                 self._limiter.log(
                     logging.ERROR,
                     "fatal",
@@ -279,12 +368,15 @@ class Worker(Generic[R]):
                     result.detail,
                     len(part),
                 )
+        return True
 
-    def _drop_rejected(self, part: list[bytes], result: SendResult) -> list[bytes]:
+    def _drop_rejected(
+        self, part: list[bytes], result: SendResult, settle: Callable[[int, Counter], None]
+    ) -> list[bytes]:
         bad = {r.index for r in result.rejections if 0 <= r.index < len(part)}
         if not bad:  # nothing identifiable: resending the same batch would loop
             bad = set(range(len(part)))
-        self._settle(len(bad), "dropped_invalid")
+        settle(len(bad), "dropped_invalid")
         for rejection in result.rejections[:3]:
             self._limiter.log(
                 logging.WARNING,
@@ -295,31 +387,133 @@ class Worker(Generic[R]):
             )
         return [event for i, event in enumerate(part) if i not in bad]
 
+    def _send_once(self, part: list[bytes]) -> SendResult:
+        try:
+            return self._transport.send(part)
+        except Exception as exc:
+            self._stats.add("errors")
+            return SendResult(Outcome.RETRY, detail=f"transport error: {type(exc).__name__}")
+
     def _send_until_final(self, part: list[bytes]) -> SendResult | None:
-        """Send ``part`` until the outcome is not RETRY; None when close abandoned it."""
+        """Send ``part`` until the outcome is not RETRY; None once spooled or abandoned."""
         attempt = 0
-        while True:
-            try:
-                result = self._transport.send(part)
-            except Exception as exc:
-                self._stats.add("errors")
-                result = SendResult(Outcome.RETRY, detail=f"transport error: {type(exc).__name__}")
-            if result.outcome is not Outcome.RETRY:
-                return result
-            attempt += 1
-            self._stats.add("retries")
-            delay = _backoff(attempt)
-            if result.retry_after is not None:
-                delay = max(delay, result.retry_after)
+        failing_since = time.monotonic()
+        self._current = part
+        try:
+            while True:
+                result = self._send_once(part)
+                if result.outcome is not Outcome.RETRY:
+                    self._sink_down = False
+                    return result
+                if self._should_spool(failing_since):
+                    self._spool_part(part)
+                    return None
+                attempt += 1
+                self._stats.add("retries")
+                delay = _backoff(attempt)
+                if result.retry_after is not None:
+                    delay = max(delay, result.retry_after)
+                self._limiter.log(
+                    logging.WARNING,
+                    "retry",
+                    "kept: the sink is unavailable (%s); retrying in %.1f s",
+                    result.detail,
+                    delay,
+                )
+                if not self._pause(delay, hard=result.retry_after is not None):
+                    return None
+        finally:
+            self._current = None
+
+    # --- spool ----------------------------------------------------------------------
+
+    def _should_spool(self, failing_since: float) -> bool:
+        spool = self._spool
+        if spool is None or self._abandoned:
+            return False
+        due = (
+            self._closing
+            or time.monotonic() - failing_since >= SPOOL_AFTER
+            or len(self._queue) >= self._max_queue_size / 2
+        )
+        return due and spool.open()
+
+    def _spool_part(self, part: list[bytes]) -> None:
+        """Write a live part to the spool; what does not fit is dropped and counted."""
+        assert self._spool is not None
+        try:
+            written = self._spool.append(part)
+        except OSError as exc:
+            written = 0
+            self._limiter.log(logging.ERROR, "spool", "kept: cannot write the spool (%s)", exc)
+        self._settle(written, "spooled")
+        if written < len(part):
+            self._settle(len(part) - written, "dropped_spool_full")
             self._limiter.log(
                 logging.WARNING,
-                "retry",
-                "kept: the sink is unavailable (%s); retrying in %.1f s",
-                result.detail,
-                delay,
+                "spool_full",
+                "kept: the spool at %s is full (%d bytes); new events are dropped",
+                self._spool.directory,
+                self._spool.max_bytes,
             )
-            if not self._pause(delay, hard=result.retry_after is not None):
-                return None
+        if not self._sink_down:
+            self._sink_failed(None)
+
+    def _sink_failed(self, result: SendResult | None) -> None:
+        """Spooled events wait: schedule the next attempt on the backoff curve."""
+        self._sink_down = True
+        self._replay_attempt += 1
+        self._replay_at = time.monotonic() + _backoff(self._replay_attempt)
+        if result is not None:
+            self._stats.add("retries")
+            self._limiter.log(
+                logging.WARNING,
+                "replay",
+                "kept: the sink is unavailable (%s); %d bytes wait in the spool",
+                result.detail,
+                self._spool.bytes if self._spool else 0,
+            )
+
+    def _replay(self, forced: bool) -> None:
+        """Send spooled segments oldest first while the sink takes them."""
+        spool = self._spool
+        if spool is None or self._abandoned:
+            return
+        if not self._spool_seen:  # a spool left by an earlier run is replayed at start
+            self._spool_seen = True
+            if spool.directory.is_dir():
+                spool.open()
+        if not spool.pending or (not forced and time.monotonic() < self._replay_at):
+            return
+        try:
+            self._replay_segments(spool)
+        except Exception as exc:  # a bug or a disk error here must not kill the thread
+            self._stats.add("errors")
+            self._limiter.log(
+                logging.ERROR, "replay", "kept: cannot replay the spool (%s)", type(exc).__name__
+            )
+            self._sink_failed(None)
+
+    def _replay_segments(self, spool: Spool) -> None:
+        while not self._abandoned and (segment := spool.oldest()) is not None:
+            events, size = segment.events, self._batch_size
+            for start in range(0, len(events), size):
+                if not self._deliver_parts(events[start : start + size], replay=True):
+                    return
+            spool.remove(segment)
+            self._sink_down = False
+            self._replay_attempt = 0
+            with self._settled:
+                self._settled.notify_all()
+            # Draining a large spool takes a while: keep the queue from filling up meanwhile.
+            while len(self._queue) >= self._max_queue_size / 2 and (batch := self._pop_batch()):
+                self._deliver(batch)
+
+    def _idle_wait(self) -> float:
+        spool = self._spool
+        if spool is not None and spool.pending:
+            return max(0.0, min(self._flush_interval, self._replay_at - time.monotonic()))
+        return self._flush_interval
 
     def _pause(self, delay: float, *, hard: bool) -> bool:
         """Wait ``delay`` s; a flush cuts a soft pause short. False when abandoned."""
@@ -343,10 +537,17 @@ class Worker(Generic[R]):
             self._inflight -= n
             self._stats.add(counter, n)
 
+    def _count(self, n: int, counter: Counter) -> None:
+        """Count replayed events: they were settled when they were spooled."""
+        if n:
+            self._stats.add(counter, n)
+
     def _after_fork_in_child(self) -> None:
         self._init_state()
         try:
             self._transport.reset()
+            if self._spool is not None:
+                self._spool.reset()
         except Exception:
             logger.debug("kept: resetting the transport after fork failed", exc_info=True)
 

@@ -6,7 +6,6 @@ import json
 import time
 import zlib
 from collections import Counter
-from datetime import datetime, timezone
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
@@ -15,7 +14,7 @@ from kept.ingest.api.deps import RuntimeDep, bearer_token, error_response
 from kept.ingest.contract import Event
 from kept.ingest.decode import EventError, InvalidEvents, decode_body
 from kept.ingest.metrics import IngestMetrics
-from kept.ingest.rows import to_rows
+from kept.ingest.sink import SinkUnavailable
 from kept.ingest.storage import StorageError
 from kept.ingest.writer import Overloaded, WriterStopped
 
@@ -138,9 +137,8 @@ async def _handle(request: Request, runtime: RuntimeDep) -> Response:
         )
     if mismatches := _project_mismatches(events, project):
         return _refuse_invalid(metrics, body, mismatches)
-    rows = to_rows(events, datetime.now(timezone.utc), project)
     try:
-        await runtime.writer.write(rows)
+        await runtime.sink.write(events, project)
     except Overloaded as exc:
         metrics.events_rejected.labels("unknown", "overloaded").inc(len(events))
         return error_response(
@@ -149,7 +147,7 @@ async def _handle(request: Request, runtime: RuntimeDep) -> Response:
             "too many events are waiting to be stored; retry later",
             headers={"Retry-After": str(max(1, round(exc.retry_after)))},
         )
-    except (StorageError, WriterStopped) as exc:
+    except (StorageError, WriterStopped, SinkUnavailable) as exc:
         metrics.events_rejected.labels("unknown", "unavailable").inc(len(events))
         return error_response(
             503, "unavailable", f"events could not be stored: {exc}", headers={"Retry-After": "5"}

@@ -23,6 +23,8 @@ async def readyz(runtime: RuntimeDep) -> JSONResponse:
     """Ready to accept events: the writer runs and the store answers."""
     store_ok = await run_in_threadpool(runtime.store.ping)
     checks = {"store": store_ok, "writer": runtime.writer.alive}
+    if runtime.consumer is not None:
+        checks["consumer"] = runtime.consumer.alive
     ready = all(checks.values())
     return JSONResponse(
         {"status": "ready" if ready else "not_ready", "checks": checks}, 200 if ready else 503

@@ -345,7 +345,7 @@ def test_misconfigured_client_drops_without_raising(
     assert caplog.records  # said once why nothing is sent
     assert len([r for r in caplog.records if r.levelno >= logging.WARNING]) <= 2
     if endpoint and endpoint.startswith("kafka"):
-        assert "Kafka transport is not available" in caplog.text
+        assert "kafka:// endpoint needs a project" in caplog.text
 
 
 def test_api_key_that_cannot_be_a_header_disables_sending(caplog: pytest.LogCaptureFixture) -> None:
@@ -395,6 +395,8 @@ def test_stats_keys(make_client: Callable[..., Client]) -> None:
         "sent",
         "queued",
         "retries",
+        "spooled",
+        "spool_bytes",
         "dropped_queue_full",
         "dropped_invalid",
         "dropped_unauthorized",
@@ -402,6 +404,7 @@ def test_stats_keys(make_client: Callable[..., Client]) -> None:
         "dropped_shutdown",
         "dropped_closed",
         "dropped_no_transport",
+        "dropped_spool_full",
         "errors",
     }
 

@@ -71,7 +71,7 @@ def test_every_call_lands_in_clickhouse(server: InProcessServer) -> None:
 
 
 def test_server_down_never_raises_and_flush_keeps_its_deadline() -> None:
-    client = Client(endpoint=f"http://127.0.0.1:{free_port()}", api_key="kept_x")
+    client = Client(endpoint=f"http://127.0.0.1:{free_port()}", api_key="kept_x", spool_dir=False)
     for _ in range(100):
         gid = client.log_generation(model="m", output="o")
         client.vote(gid, 1)

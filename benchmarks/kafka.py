@@ -1,0 +1,139 @@
+"""The Kafka path on this machine: SDK send rate, and one `kept consume` into ClickHouse.
+
+Starts its own broker (deploy/kafka-local/kafka.sh: Kafka 0.9.0.1 on Java) on free ports.
+
+1. SDK: the Kafka transport's `send` (batches of --batch pre-encoded events, acks=all,
+   waiting for every acknowledgement), then the whole client (`log_generation`/feedback
+   calls → worker → transport) until `flush` returns.
+2. Consumer: a topic filled with --events events, then one `kept consume` process with
+   a fresh embedded store; its /metrics are read until every event is stored. Sustained
+   is measured from the first stored batch to the last (process start and store
+   migrations excluded); the overall figure includes them.
+
+    .venv/bin/python benchmarks/kafka.py [--events 300000] [--batch 500]
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import _paths  # noqa: F401 - first: puts the repository on the path, this folder off it
+
+from kept import Client
+from kept.events import Record, encode_event, new_id
+from kept.kafka_transport import KafkaTransport
+from kept.transport import Outcome
+from tests.helpers import free_port
+from tests.kafka.broker import Broker, consume_process, unique
+
+INPUT = "Summarise the following support ticket. " * 5
+OUTPUT = "The customer reports that the export fails on large files. " * 4
+
+
+def records(generations: int) -> list[Record]:
+    """A realistic mix: 1 generation : 2 feedback events, outputs of a few hundred bytes."""
+    now = time.time()
+    out: list[Record] = []
+    for _ in range(generations):
+        gid = new_id()
+        fields: dict[str, object] = {
+            "model": "gpt-4o-mini", "prompt_version": "summarize@2", "input": INPUT,
+            "output": OUTPUT, "latency_ms": 812, "input_tokens": 412, "output_tokens": 96,
+            "cost_usd": 0.00021, "metadata": {"app": "support-bot"},
+        }  # fmt: skip
+        out.append(("generation", gid, now, "u-17", None, fields))
+        out.append(("action", gid, now, "u-17", None, {"name": "accept"}))
+        out.append(("vote", gid, now, "u-17", None, {"value": 1}))
+    return out
+
+
+def transport_rate(broker: Broker, topic: str, events: list[bytes], batch: int) -> float:
+    transport = KafkaTransport.from_endpoint(broker.endpoint(topic), timeout=30)
+    try:
+        assert transport.send(events[:batch]).outcome is Outcome.SENT  # connect, create topic
+        started = time.perf_counter()
+        for i in range(batch, len(events), batch):
+            result = transport.send(events[i : i + batch])
+            if result.outcome is not Outcome.SENT:
+                raise SystemExit(f"send failed: {result}")
+        return (len(events) - batch) / (time.perf_counter() - started)
+    finally:
+        transport.close()
+
+
+def client_rate(broker: Broker, topic: str, generations: int, batch: int) -> float:
+    client = Client(
+        endpoint=broker.endpoint(topic),
+        project="bench",
+        batch_size=batch,
+        max_queue_size=4 * generations,
+        spool_dir=False,
+    )
+    started = time.perf_counter()
+    for i in range(generations):
+        gid = client.log_generation(
+            model="gpt-4o-mini", prompt_version="summarize@2", input=INPUT, output=OUTPUT,
+            latency_ms=812, input_tokens=412, output_tokens=96, cost_usd=0.00021,
+            metadata={"app": "support-bot"}, user_id=f"u-{i % 100}",
+        )  # fmt: skip
+        client.accept(gid)
+        client.vote(gid, 1)
+    if not client.flush(timeout=600):
+        raise SystemExit(f"the client did not flush: {client.stats()}")
+    elapsed = time.perf_counter() - started
+    client.close()
+    return client.stats()["sent"] / elapsed
+
+
+def consumer_rate(broker: Broker, topic: str, total: int, data: Path) -> tuple[float, float]:
+    group = unique("bench")
+    started = time.perf_counter()
+    with consume_process(broker, topic, group, KEPT_DATA=str(data)) as consumer:
+        first: tuple[float, float] | None = None
+        while (done := consumer.inserted()) < total:
+            if consumer.process.poll() is not None:
+                raise SystemExit("kept consume exited:\n" + consumer.log)
+            if first is None and done > 0:
+                first = (time.perf_counter(), done)
+            time.sleep(0.05)
+        finished = time.perf_counter()
+        consumer.stop()
+    assert first is not None
+    sustained = (total - first[1]) / (finished - first[0])
+    return sustained, total / (finished - started)
+
+
+def report(what: str, rate: float) -> None:
+    print(f"{what + ':':<66} {rate:>8,.0f} events/s", flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=300_000, help="events for the consumer")
+    parser.add_argument("--batch", type=int, default=500, help="SDK batch size")
+    args = parser.parse_args()
+    generations = args.events // 3
+    with tempfile.TemporaryDirectory(prefix="kept-bench-kafka-") as tmp:
+        broker = Broker(Path(tmp) / "kafka", free_port(), free_port())
+        broker.start()
+        try:
+            print(f"encoding {3 * generations} events ...", flush=True)
+            encoded = [encode_event(r, "bench") for r in records(generations)]
+            topic = unique("bench")
+            rate = transport_rate(broker, topic, encoded, args.batch)
+            report(f"SDK Kafka transport, send() of {args.batch}-event batches (acks=all)", rate)
+            rate = client_rate(broker, unique("client"), 20_000, args.batch)
+            report("SDK client, 60,000 events from the log calls to acknowledged", rate)
+            print(f"consuming {len(encoded):,} events with one `kept consume` ...", flush=True)
+            sustained, overall = consumer_rate(broker, topic, len(encoded), Path(tmp) / "data")
+            report("kept consume into ClickHouse, sustained", sustained)
+            report("kept consume, overall (process start and migrations included)", overall)
+        finally:
+            broker.shutdown()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,149 @@
+"""The SDK's Kafka transport against a real broker: acks, keys, project, limits, outages."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections import defaultdict
+
+import pytest
+
+from kept import Client
+from kept.kafka_transport import KafkaEndpoint, KafkaTransport, generation_key
+from kept.transport import Outcome
+from tests.kafka.broker import Broker, unique
+
+
+def test_events_arrive_keyed_by_generation_in_order_with_the_project(broker: Broker) -> None:
+    topic = unique("sdk")
+    with Client(endpoint=broker.endpoint(topic), project="shop", debug=True) as client:
+        gids = [client.log_generation(model="m", output=f"o{i}") for i in range(20)]
+        for gid in gids:
+            client.vote(gid, 1)
+            client.accept(gid)
+        assert client.flush(timeout=30)
+        assert client.stats()["sent"] == 60
+    records = broker.read_all(topic, 60)
+    by_generation: dict[str, list[tuple[int, int, str]]] = defaultdict(list)
+    for r in records:
+        event = json.loads(r.value)
+        assert event["project"] == "shop"
+        assert r.key == event["generation_id"].encode()
+        by_generation[event["generation_id"]].append((r.partition, r.offset, event["type"]))
+    assert set(by_generation) == set(gids)
+    partitions = {p for events in by_generation.values() for p, _, _ in events}
+    assert len(partitions) > 1  # spread over the topic's partitions
+    for events in by_generation.values():
+        assert len({p for p, _, _ in events}) == 1  # one partition per generation...
+        assert [t for _, _, t in sorted(events)] == ["generation", "vote", "action"]  # in order
+
+
+def test_send_reports_sent_only_after_the_broker_acknowledged(broker: Broker) -> None:
+    topic = unique("acks")
+    transport = KafkaTransport(KafkaEndpoint.parse(broker.endpoint(topic)), timeout=30)
+    try:
+        events = [json.dumps({"generation_id": f"g{i}", "n": i}).encode() for i in range(500)]
+        assert transport.send(events).outcome is Outcome.SENT
+        # Acknowledged with acks=all means readable now, without waiting.
+        assert sorted(json.loads(r.value)["n"] for r in broker.read_all(topic, 500, 10)) == list(
+            range(500)
+        )
+    finally:
+        transport.close()
+
+
+def test_an_event_over_the_message_limit_is_rejected_alone(broker: Broker) -> None:
+    topic = unique("big")
+    url = broker.endpoint(topic) + "&max_message_bytes=2000"
+    transport = KafkaTransport.from_endpoint(url, timeout=30)
+    try:
+        events = [b'{"generation_id":"a"}', b'{"generation_id":"b","x":"' + b"y" * 3000 + b'"}']
+        result = transport.send(events)
+        assert result.outcome is Outcome.REJECTED
+        assert [r.index for r in result.rejections] == [1]
+        assert transport.send(events[:1]).outcome is Outcome.SENT
+    finally:
+        transport.close()
+
+
+def test_an_unreachable_broker_is_a_retry_within_the_timeout() -> None:
+    from tests.helpers import free_port
+
+    transport = KafkaTransport.from_endpoint(
+        f"kafka://127.0.0.1:{free_port()}?api_version=0.9", timeout=1.0
+    )
+    started = time.monotonic()
+    result = transport.send([b'{"generation_id":"g"}'])
+    assert result.outcome is Outcome.RETRY
+    assert time.monotonic() - started < 5
+    transport.close()
+
+
+def test_client_without_a_project_drops_and_says_why(
+    broker: Broker, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("KEPT_PROJECT", raising=False)
+    client = Client(endpoint=broker.endpoint("x"))
+    assert client.vote("g", 1) is False
+    assert client.stats()["dropped_no_transport"] == 1
+    assert "needs a project" in caplog.text
+    client.close()
+
+
+def test_kept_kafka_and_kept_project_configure_the_sdk(
+    broker: Broker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    topic = unique("env")
+    monkeypatch.delenv("KEPT_ENDPOINT", raising=False)
+    monkeypatch.setenv("KEPT_KAFKA", broker.bootstrap)
+    monkeypatch.setenv("KEPT_KAFKA_TOPIC", topic)
+    monkeypatch.setenv("KEPT_KAFKA_API_VERSION", "0.9")
+    monkeypatch.setenv("KEPT_PROJECT", "from-env")
+    with Client() as client:
+        client.log_generation(model="m")
+        assert client.flush(timeout=30)
+    (record,) = broker.read_all(topic, 1)
+    assert json.loads(record.value)["project"] == "from-env"
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_child_makes_its_own_producer(broker: Broker) -> None:
+    topic = unique("fork")
+    client = Client(endpoint=broker.endpoint(topic), project="p", spool_dir=False)
+    client.log_generation(model="parent-1")
+    assert client.flush(timeout=30)  # the parent's producer exists and is connected
+    pid = os.fork()
+    if pid == 0:  # child: must not run anything of pytest's
+        code = 1
+        try:
+            client.log_generation(model="child")
+            code = 0 if client.flush(timeout=30) else 2
+        finally:
+            os._exit(code)
+    assert os.waitpid(pid, 0)[1] == 0
+    client.log_generation(model="parent-2")
+    assert client.flush(timeout=30)
+    client.close()
+    models = sorted(json.loads(r.value)["model"] for r in broker.read_all(topic, 3))
+    assert models == ["child", "parent-1", "parent-2"]
+
+
+def test_generation_key_finds_the_id_without_parsing_everything() -> None:
+    assert generation_key(b'{"type":"vote","generation_id":"g-1","x":1}') == b"g-1"
+    assert generation_key(b'{"generation_id":"caf\\u00e9"}') == "café".encode()
+    late = b'{"x":"' + b"y" * 5000 + b'","generation_id":"late"}'
+    assert generation_key(late) == b"late"
+    assert generation_key(b"not json") is None
+
+
+def test_endpoint_parsing() -> None:
+    endpoint = KafkaEndpoint.parse(
+        "kafka://a:9092,b:9093?topic=t.x&api_version=0.9&compression=none"
+    )
+    assert endpoint.bootstrap == ("a:9092", "b:9093")
+    assert (endpoint.topic, endpoint.api_version, endpoint.compression) == ("t.x", (0, 9), "none")
+    assert KafkaEndpoint.parse("kafka://a").bootstrap == ("a:9092",)
+    for bad in ("kafka://", "kafka://a:x", "kafka://a:9092?topic=a b", "kafka://a?bogus=1"):
+        with pytest.raises(ValueError):  # noqa: PT011 - each says what is wrong
+            KafkaEndpoint.parse(bad)

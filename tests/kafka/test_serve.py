@@ -1,0 +1,84 @@
+"""`kept serve` with KEPT_KAFKA: the intake produces to Kafka and the server consumes it."""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import feedback, generation, http, run_kept, serve_process
+from tests.kafka.broker import Broker, unique
+
+pytestmark = pytest.mark.slow
+
+
+def metric(url: str, name: str) -> float:
+    text = str(http("GET", url + "/metrics").body)
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(name))
+
+
+def test_intake_goes_through_kafka_into_the_store(broker: Broker, data_dir: Path) -> None:
+    topic = unique("serve")
+    env = {
+        "KEPT_KAFKA": broker.bootstrap,
+        "KEPT_KAFKA_API_VERSION": "0.9",
+        "KEPT_KAFKA_TOPIC": topic,
+        "KEPT_KAFKA_GROUP": unique("g"),
+        "KEPT_KAFKA_BATCH_MAX_MS": "100",
+    }
+    with serve_process(data_dir, **env) as server:
+        events = []
+        for _ in range(50):
+            g = generation()
+            events += [g, feedback("vote", g["generation_id"], value=1)]
+        answer = server.post(events)
+        assert answer.status == 202, answer.body
+        assert answer.body == {"accepted": 100}
+        # Acknowledged by Kafka means readable there now; the key's project travels along.
+        records = broker.read_all(topic, 100, timeout=10)
+        assert {json.loads(r.value)["project"] for r in records} == {"demo"}
+        assert {r.key.decode() for r in records} == {e["generation_id"] for e in events}
+
+        deadline = time.monotonic() + 60
+        while metric(server.url, "kept_consumer_events_inserted_total") < 100:
+            assert time.monotonic() < deadline, "the server's consumer did not store the events"
+            time.sleep(0.1)
+        status = json.loads(run_kept("status", "--data", str(data_dir), "--format", "json").stdout)
+        assert (status["generations"], status["feedback"]) == (50, 50)
+        ready = http("GET", server.url + "/readyz")
+        assert ready.status == 200 and ready.body["checks"]["consumer"] is True
+        text = str(http("GET", server.url + "/metrics").body)
+        for name in (
+            "kept_consumer_lag{",
+            "kept_consumer_batch_messages_bucket",
+            "kept_http_requests",
+        ):
+            assert name in text
+
+        again = server.post(events)  # a client retry: stored once
+        assert again.status == 202
+        deadline = time.monotonic() + 60
+        while metric(server.url, "kept_consumer_messages_total") < 200:
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        assert metric(server.url, "kept_consumer_events_inserted_total") == 100
+        assert server.stop() in (0, -signal.SIGTERM)  # uvicorn re-raises the signal once done
+
+
+def test_intake_answers_503_while_kafka_is_unreachable(data_dir: Path) -> None:
+    from tests.helpers import free_port
+
+    env = {
+        "KEPT_KAFKA": f"127.0.0.1:{free_port()}",
+        "KEPT_KAFKA_API_VERSION": "0.9",
+        "KEPT_KAFKA_TIMEOUT_S": "1",
+    }
+    with serve_process(data_dir, **env) as server:
+        answer = server.post([generation()])
+        assert answer.status == 503
+        assert {k.lower(): v for k, v in answer.headers.items()}["retry-after"] == "5"
+        assert "Kafka did not take the events" in answer.body["message"]
+        assert server.stop() in (0, -signal.SIGTERM)  # uvicorn re-raises the signal once done
