@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -104,6 +104,29 @@ class Store:
         with self._translated():
             result = self.client().query(sql, parameters=dict(parameters or {}))
             return [tuple(r) for r in result.result_rows]
+
+    def stream_rows(
+        self,
+        sql: str,
+        parameters: Mapping[str, Any] | None = None,
+        block_rows: int = 10_000,
+    ) -> Iterator[tuple[Any, ...]]:
+        """Rows of a query with typed parameters, read in blocks of about `block_rows`,
+        so memory stays flat however many rows the query returns. Close the iterator (or
+        exhaust it) to end the query; use it from one thread."""
+        with self._translated():
+            stream = self.client().query_row_block_stream(
+                sql, parameters=dict(parameters or {}), settings={"max_block_size": block_rows}
+            )
+        with stream:
+            blocks = iter(stream)
+            while True:
+                with self._translated():
+                    block = next(blocks, None)
+                if block is None:
+                    return
+                for row in block:
+                    yield tuple(row)
 
     def scalar(self, sql: str, parameters: Mapping[str, Any] | None = None) -> Any:
         rows = self.rows(sql, parameters)
