@@ -3,8 +3,10 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 DATA ?= kept-data
+# A real Kafka broker (0.9.0.1, from npm) for the Kafka tests: see deploy/kafka-local.
+KAFKA_LIBS := .tools/kafka/libs
 
-.PHONY: run test lint typecheck pytest bench clean
+.PHONY: run test lint typecheck pytest bench clean browser kafka-up kafka-down
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -15,7 +17,7 @@ $(VENV)/.server: pyproject.toml | $(BIN)/python
 	touch $@
 
 $(VENV)/.dev: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e '.[dev,test-export]'
 	touch $@ $(VENV)/.server
 
 ## run: install kept with the server and run `kept serve` on the embedded store
@@ -23,7 +25,17 @@ run: $(VENV)/.server
 	$(BIN)/kept serve --data $(DATA)
 
 ## test: install everything the tests need, then lint, type-check and run all tests
-test: $(VENV)/.dev lint typecheck pytest
+test: $(VENV)/.dev $(KAFKA_LIBS) browser lint typecheck pytest
+
+$(KAFKA_LIBS):
+	bash deploy/kafka-local/kafka.sh install
+
+## kafka-up / kafka-down: a local broker on 127.0.0.1:9092 (KEPT_KAFKA_API_VERSION=0.9)
+kafka-up: $(KAFKA_LIBS)
+	bash deploy/kafka-local/kafka.sh start
+
+kafka-down:
+	bash deploy/kafka-local/kafka.sh stop
 
 lint: $(VENV)/.dev
 	$(BIN)/ruff check .
@@ -37,13 +49,23 @@ typecheck: $(VENV)/.dev
 	for d in ingest analytics dashboards; do ln -s $(CURDIR)/$$d build/typecheck/kept/$$d; done
 	cd build/typecheck && $(CURDIR)/$(BIN)/mypy --config-file $(CURDIR)/pyproject.toml -p kept
 
-pytest: $(VENV)/.dev
+# The dashboard's browser test drives Debian's Chromium; apt runs only when it is missing.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+browser:
+	@if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then :; else \
+		$(SUDO) apt-get update && $(SUDO) apt-get install -y chromium chromium-driver; fi
+
+pytest: $(VENV)/.dev $(KAFKA_LIBS) browser
 	$(BIN)/pytest
 
-## bench: print intake throughput and SDK enqueue latency on this machine
-bench: $(VENV)/.dev
+## bench: print throughput, latency and memory figures on this machine (takes a while)
+bench: $(VENV)/.dev $(KAFKA_LIBS)
 	$(BIN)/python benchmarks/intake.py
 	$(BIN)/python benchmarks/sdk_enqueue.py
+	$(BIN)/python benchmarks/dashboard.py
+	$(BIN)/python benchmarks/kafka.py
+	$(BIN)/python benchmarks/analytics.py
+	$(BIN)/python benchmarks/export.py
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info

@@ -7,20 +7,11 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import HTMLResponse
 
-from kept.ingest.api import admin, events, health
+from kept.ingest.api import admin, events, export, health, panels, report
 from kept.ingest.datadir import DataDir
 from kept.ingest.runtime import Runtime, close_runtime, open_runtime
 from kept.ingest.settings import ServerSettings
-
-_INDEX = """<!doctype html><html lang="en"><head><meta charset="utf-8"><title>kept</title>
-<style>body{font:16px/1.5 system-ui,sans-serif;max-width:42rem;margin:3rem auto;padding:0 1rem}
-code{background:#f3f3f3;padding:.1rem .3rem}</style></head><body>
-<h1>kept is running</h1>
-<p>Send events to <code>POST /v1/events</code> with a project key, or run <code>kept demo</code>.
-Service health: <a href="/readyz">/readyz</a>, <a href="/metrics">/metrics</a>.</p>
-</body></html>"""
 
 
 def create_app(
@@ -46,9 +37,8 @@ def create_app(
     app.include_router(events.router)
     app.include_router(health.router)
     app.include_router(admin.router)
-
-    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
-    async def index() -> str:
-        return _INDEX
+    app.include_router(report.router)
+    app.include_router(export.router)
+    app.include_router(panels.router)
 
     return app

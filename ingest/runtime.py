@@ -5,10 +5,14 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+from kept.analytics.outcomes import OutcomesJob
+from kept.analytics.scheduler import AnalyticsMetrics, AnalyticsScheduler
+from kept.ingest.consumer.service import ConsumerThread
 from kept.ingest.datadir import DataDir
 from kept.ingest.keys import KeyRing, count_keys, create_key
 from kept.ingest.metrics import IngestMetrics
 from kept.ingest.settings import ServerSettings
+from kept.ingest.sink import EventSink, KafkaSink
 from kept.ingest.storage import Store, migrate
 from kept.ingest.writer import BatchWriter
 
@@ -26,6 +30,16 @@ class Runtime:
     admin_token: str
     demo_key: str | None
     """Set when this start created the `demo` project's key."""
+    analytics: AnalyticsScheduler
+    kafka_sink: KafkaSink | None = None
+    """Set with KEPT_KAFKA: the intake produces to Kafka instead of writing to the store."""
+    consumer: ConsumerThread | None = None
+    """Set with KEPT_KAFKA: consumes the event topic into the store."""
+
+    @property
+    def sink(self) -> EventSink:
+        """Where the intake puts accepted events."""
+        return self.kafka_sink if self.kafka_sink is not None else self.writer
 
 
 def open_runtime(settings: ServerSettings, data_dir: DataDir) -> Runtime:
@@ -51,6 +65,13 @@ def open_runtime(settings: ServerSettings, data_dir: DataDir) -> Runtime:
                 recent_ids=settings.dedup_window_ids,
             )
             writer.start()
+            analytics = AnalyticsScheduler(
+                OutcomesJob(store, settings.accept_actions, lag_s=settings.analytics_lag_s),
+                settings.analytics_interval_s,
+                AnalyticsMetrics(metrics.registry),
+            )
+            analytics.start()
+            kafka_sink, consumer = start_kafka(settings, store, metrics)
             return Runtime(
                 settings=settings,
                 data_dir=data_dir,
@@ -60,6 +81,9 @@ def open_runtime(settings: ServerSettings, data_dir: DataDir) -> Runtime:
                 metrics=metrics,
                 admin_token=settings.admin_token or data_dir.admin_token(),
                 demo_key=demo_key,
+                analytics=analytics,
+                kafka_sink=kafka_sink,
+                consumer=consumer,
             )
         except BaseException:
             store.close()
@@ -72,7 +96,29 @@ def open_runtime(settings: ServerSettings, data_dir: DataDir) -> Runtime:
 def close_runtime(runtime: Runtime) -> None:
     """Insert what is queued, close the store, give up the data directory."""
     try:
+        stop_kafka(runtime)
+        runtime.analytics.stop()
         runtime.writer.stop()
     finally:
         runtime.store.close()
         runtime.data_dir.release()
+
+
+def start_kafka(
+    settings: ServerSettings, store: Store, metrics: IngestMetrics
+) -> tuple[KafkaSink | None, ConsumerThread | None]:
+    """With KEPT_KAFKA: the intake's Kafka sink, and the consumer thread (started)."""
+    if not settings.kafka:
+        return None, None
+    consumer = ConsumerThread(settings, store, metrics, settings.dedup_window_ids)
+    consumer.start()
+    log.info("intake goes through Kafka topic %s at %s", settings.kafka_topic, settings.kafka)
+    return KafkaSink(settings), consumer
+
+
+def stop_kafka(runtime: Runtime) -> None:
+    """Stop taking Kafka intake, then store and commit what the consumer holds."""
+    if runtime.kafka_sink is not None:
+        runtime.kafka_sink.close()
+    if runtime.consumer is not None:
+        runtime.consumer.stop()

@@ -4,16 +4,21 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Annotated
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from kept.ingest.datadir import DataDir
+from kept.ingest.kafka_settings import KafkaSettings
 from kept.ingest.storage import chdb_dsn
 
 
-class ServerSettings(BaseSettings):
-    """Every setting has a default that runs on one machine with no configuration."""
+class ServerSettings(KafkaSettings, BaseSettings):
+    """Every setting has a default that runs on one machine with no configuration.
+
+    The `KEPT_KAFKA*` fields come from KafkaSettings (shared with `kept consume`).
+    """
 
     model_config = SettingsConfigDict(env_prefix="KEPT_", extra="ignore")
 
@@ -43,10 +48,36 @@ class ServerSettings(BaseSettings):
         description="Recently stored event ids kept in memory to skip retries (~90 bytes each).",
     )
     create_demo_key: bool = Field(True, description="Create a `demo` project key on first start.")
+    accept_actions: Annotated[tuple[str, ...], NoDecode] = Field(
+        ("accept", "copy"),
+        description="Action names that count as acceptance (comma-separated). "
+        "Changing them needs `kept analytics run --full`.",
+    )
+    kept_threshold: float = Field(
+        0.5, ge=0, le=1, description="Survival score from which output counts as kept."
+    )
+    survival_checkpoints: Annotated[tuple[int, ...], NoDecode] = Field(
+        (30, 120, 300, 600, 900), description="Checkpoints (seconds) that reports show."
+    )
+    analytics_interval_s: float = Field(
+        10.0, ge=0, description="How often the outcomes job runs inside kept serve (0: never)."
+    )
+    analytics_lag_s: float = Field(
+        5.0,
+        ge=0,
+        description="The job leaves out rows inserted in the last seconds (inserts in flight).",
+    )
     admin_token: str | None = Field(
         None, description="Token for /v1/admin; default: generated in <data>/admin-token."
     )
     log_level: str = "info"
+
+    @field_validator("accept_actions", "survival_checkpoints", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
 
     def store_dir_dsn(self, data_dir: DataDir) -> str:
         """The configured DSN, or the embedded store inside the data directory."""

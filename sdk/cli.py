@@ -211,9 +211,47 @@ def cmd_schema(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_consume(args: argparse.Namespace) -> int:
+    _server_imports()
+    try:
+        import kafka  # noqa: F401
+    except ImportError:
+        raise CliError("kept consume needs kafka-python: pip install 'kept[server]'") from None
+    from pydantic import ValidationError
+
+    from kept.ingest.consumer.service import ConsumerStopped, run_consume
+    from kept.ingest.consumer.settings import consumer_settings
+    from kept.ingest.datadir import DataDirBusy
+
+    try:
+        settings = consumer_settings(
+            data=args.data,
+            kafka=args.kafka,
+            kafka_topic=args.topic,
+            kafka_group=args.group,
+            metrics_port=args.metrics_port,
+        )
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"KEPT_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors()
+        )
+        raise CliError(f"invalid configuration: {problems}") from None
+    try:
+        run_consume(settings)
+    except DataDirBusy as exc:
+        raise CliError(
+            f"{exc}. A kept serve with KEPT_KAFKA set consumes by itself; or use another "
+            "--data, or KEPT_DSN for a ClickHouse server."
+        ) from None
+    except ConsumerStopped as exc:
+        raise CliError(str(exc)) from None
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from kept.client import Client
-    from kept.demo import parse_duration, run_demo
+    from kept.demo import run_demo
+    from kept.timeparse import parse_duration
 
     try:
         duration = parse_duration(args.duration).total_seconds()
@@ -261,18 +299,22 @@ def _demo_target(args: argparse.Namespace) -> tuple[str, str]:
 # ---- parser --------------------------------------------------------------------------------
 
 
+def add_data_args(p: argparse.ArgumentParser, url: bool = True) -> None:
+    """--data (and --url): where the data is, or which server holds it."""
+    p.add_argument("--data", help="data directory (default: $KEPT_DATA or ./kept-data)")
+    if url:
+        p.add_argument(
+            "--url", help="a running kept server (default: $KEPT_URL, or the one owning --data)"
+        )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="kept", description="Feedback capture and acceptance monitoring for LLM apps."
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    def data_args(p: argparse.ArgumentParser, url: bool = True) -> None:
-        p.add_argument("--data", help="data directory (default: $KEPT_DATA or ./kept-data)")
-        if url:
-            p.add_argument(
-                "--url", help="a running kept server (default: $KEPT_URL, or the one owning --data)"
-            )
+    data_args = add_data_args
 
     p = sub.add_parser("serve", help="run the whole service on this machine")
     data_args(p, url=False)
@@ -314,6 +356,26 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--seed", type=int, help="random seed for repeatable traffic")
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("consume", help="consume events from Kafka into ClickHouse")
+    p.add_argument("--data", help="data directory of the embedded store (default: $KEPT_DATA)")
+    p.add_argument("--kafka", help="bootstrap servers host:9092,... (default: $KEPT_KAFKA)")
+    p.add_argument("--topic", help="event topic (default: $KEPT_KAFKA_TOPIC or kept.events)")
+    p.add_argument("--group", help="consumer group (default: $KEPT_KAFKA_GROUP or kept-ingest)")
+    p.add_argument(
+        "--metrics-port", type=int, help="port of /metrics (default: $KEPT_METRICS_PORT or 9464)"
+    )
+    p.set_defaults(func=cmd_consume)
+
+    from kept.cli_analytics import add_commands
+
+    add_commands(sub)
+    from kept import cli_dashboards
+
+    cli_dashboards.add_commands(sub)
+    from kept import cli_export
+
+    cli_export.add_commands(sub)
     return parser
 
 

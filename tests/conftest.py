@@ -12,7 +12,9 @@ from tests.helpers import InProcessServer, in_process_server
 
 @pytest.fixture(scope="session")
 def session_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InProcessServer]:
-    with in_process_server(tmp_path_factory.mktemp("kept-data")) as server:
+    # No scheduled analytics runs: tests run the job themselves, when they mean to.
+    data = tmp_path_factory.mktemp("kept-data")
+    with in_process_server(data, analytics_interval_s=0, analytics_lag_s=0.05) as server:
         yield server
 
 
@@ -26,3 +28,11 @@ def server(session_server: InProcessServer) -> InProcessServer:
 @pytest.fixture
 def data_dir(tmp_path: Path) -> Path:
     return tmp_path / "kept-data"
+
+
+@pytest.fixture(autouse=True)
+def spool_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Each test's SDK clients spool under its own directory, never in the user's cache."""
+    path = tmp_path / "spool"
+    monkeypatch.setenv("KEPT_SPOOL_DIR", str(path))
+    return path

@@ -137,7 +137,8 @@ class InProcessServer:
         return total
 
     def truncate(self) -> None:
-        for table in ("generations", "feedback"):
+        tables = ("generations", "feedback", "outcomes", "outcomes_hourly", "analytics_state")
+        for table in tables:
             self.runtime.store.command(f"TRUNCATE TABLE {table}")
 
 
