@@ -21,12 +21,12 @@ class InvalidQuery(ValueError):
     """A report parameter is wrong; the message says which and how."""
 
 
-def _one(params: Params, name: str) -> str | None:
+def one(params: Params, name: str) -> str | None:
     values = params.get(name) or ()
     return values[-1] if values else None
 
 
-def _many(params: Params, name: str) -> tuple[str, ...]:
+def many(params: Params, name: str) -> tuple[str, ...]:
     """Repeated parameters and comma-separated lists both work."""
     return tuple(
         part.strip() for v in params.get(name, ()) for part in v.split(",") if part.strip()
@@ -46,10 +46,10 @@ def spec_from_params(
     if unknown:
         raise InvalidQuery(f"unknown parameter(s): {', '.join(sorted(unknown))}")
     try:
-        since = parse_instant(_one(params, "since") or "7d", now)
-        until = parse_instant(_one(params, "until") or "now", now)
-        raw_threshold = _one(params, "threshold")
-        exact = (_one(params, "exact") or "false").lower()
+        since = parse_instant(one(params, "since") or "7d", now)
+        until = parse_instant(one(params, "until") or "now", now)
+        raw_threshold = one(params, "threshold")
+        exact = (one(params, "exact") or "false").lower()
         if exact not in ("true", "false", "1", "0"):
             raise InvalidQuery("exact must be true or false")
         if since >= until:
@@ -59,10 +59,10 @@ def spec_from_params(
         return ReportSpec(
             since=since,
             until=until,
-            by=_many(params, "by"),
-            project=_one(params, "project"),
-            models=_many(params, "model"),
-            prompt_versions=_many(params, "prompt_version"),
+            by=many(params, "by"),
+            project=one(params, "project"),
+            models=many(params, "model"),
+            prompt_versions=many(params, "prompt_version"),
             metadata={
                 k.removeprefix("metadata."): v[-1]
                 for k, v in params.items()

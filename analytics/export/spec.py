@@ -7,18 +7,17 @@ give the same errors (as `kept report` and `GET /v1/report` do).
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from datetime import datetime, timezone
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from kept.analytics.params import InvalidQuery
+from kept.analytics.params import InvalidQuery, Params, many, one
 from kept.timeparse import parse_instant
 
 Format = Literal["openai-chat", "dpo", "jsonl"]
 FORMATS: tuple[Format, ...] = ("openai-chat", "dpo", "jsonl")
-Params = Mapping[str, Sequence[str]]
 
 _NAME = re.compile(r"^[A-Za-z0-9_.:-]{1,200}$")
 
@@ -85,19 +84,8 @@ _KNOWN = {
 }  # fmt: skip
 
 
-def _one(params: Params, name: str) -> str | None:
-    values = params.get(name) or ()
-    return values[-1] if values else None
-
-
-def _many(params: Params, name: str) -> tuple[str, ...]:
-    return tuple(
-        part.strip() for v in params.get(name, ()) for part in v.split(",") if part.strip()
-    )
-
-
 def _bool(params: Params, name: str) -> bool | None:
-    raw = _one(params, name)
+    raw = one(params, name)
     if raw is None:
         return None
     value = raw.strip().lower()
@@ -150,7 +138,7 @@ def spec_from_params(
     if unknown:
         raise InvalidQuery(f"unknown parameter(s): {', '.join(sorted(unknown))}")
     try:
-        since_raw, until_raw = _one(params, "since"), _one(params, "until")
+        since_raw, until_raw = one(params, "since"), one(params, "until")
         since = parse_instant(since_raw, now) if since_raw else None
         until = parse_instant(until_raw, now) if until_raw else None
         if since is not None and until is not None and since >= until:
@@ -161,30 +149,30 @@ def spec_from_params(
             k: _number(v, f"min_score {k}")
             for k, v in _pairs(params.get("min_score", ()), "min_score").items()
         }
-        raw_threshold, kept_at = _one(params, "threshold"), _one(params, "kept_at")
-        sample, limit, split = _one(params, "sample"), _one(params, "limit"), _one(params, "split")
-        redact = _one(params, "redact")
+        raw_threshold, kept_at = one(params, "threshold"), one(params, "kept_at")
+        sample, limit, split = one(params, "sample"), one(params, "limit"), one(params, "split")
+        redact = one(params, "redact")
         if redact not in (None, "default", "none"):
             raise InvalidQuery("redact must be default or none (custom hooks run in the CLI)")
         return ExportSpec(
-            format=_one(params, "format") or "openai-chat",
+            format=one(params, "format") or "openai-chat",
             since=since,
             until=until,
-            project=_one(params, "project"),
-            models=_many(params, "model"),
-            prompt_versions=_many(params, "prompt_version"),
+            project=one(params, "project"),
+            models=many(params, "model"),
+            prompt_versions=many(params, "prompt_version"),
             metadata={
                 k.removeprefix("metadata."): v[-1]
                 for k, v in params.items()
                 if k.startswith("metadata.") and v
             },
             accepted=_bool(params, "accepted"),
-            vote=_vote(_one(params, "vote")),
+            vote=_vote(one(params, "vote")),
             corrected=_bool(params, "corrected"),
             kept_at=int(kept_at) if kept_at is not None else None,
             threshold=float(raw_threshold) if raw_threshold is not None else threshold,
             min_scores=min_scores,
-            dpo_form=_one(params, "dpo_form") or "conversational",
+            dpo_form=one(params, "dpo_form") or "conversational",
             dedup=_bool(params, "dedup") is not False,
             sample=float(sample) if sample is not None else 1.0,
             limit=int(limit) if limit is not None else None,

@@ -31,7 +31,7 @@ from kept.analytics.export import (
 )
 from kept.analytics.export.writer import line
 from kept.analytics.params import InvalidQuery
-from kept.ingest.api.deps import RuntimeDep, bearer_token, error_response, is_admin
+from kept.ingest.api.deps import RuntimeDep, error_response, query_params, reader, scope
 from kept.ingest.runtime import Runtime
 
 router = APIRouter()
@@ -46,23 +46,16 @@ _DONE = object()
 
 
 def _spec(request: Request, runtime: Runtime) -> ExportSpec | Response:
-    admin = is_admin(request, runtime)
-    token = bearer_token(request)
-    own = None if admin or token is None else runtime.keys.project_for(token)
-    if not admin and own is None:
+    who = reader(request, runtime)
+    if who is None:
         return error_response(401, "unauthorized", "a project key or the admin token is required")
-    params: dict[str, list[str]] = {}
-    for key, value in request.query_params.multi_items():
-        params.setdefault(key, []).append(value)
     try:
-        spec = spec_from_params(params, threshold=runtime.settings.kept_threshold, extra=_OWN)
+        spec = spec_from_params(
+            query_params(request), threshold=runtime.settings.kept_threshold, extra=_OWN
+        )
     except InvalidQuery as exc:
         return error_response(422, "invalid_query", str(exc))
-    if own is not None:
-        if spec.project not in (None, own):
-            return error_response(403, "forbidden", f"this key reads project {own!r} only")
-        spec = spec.model_copy(update={"project": own})
-    return spec
+    return scope(spec, who)
 
 
 def _produce(

@@ -16,7 +16,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from kept.dashboards import catalog, live
-from kept.ingest.api.deps import RuntimeDep, bearer_token, error_response, is_admin
+from kept.ingest.api.deps import RuntimeDep, bearer_token, error_response, reader
 from kept.ingest.runtime import Runtime
 
 router = APIRouter()
@@ -31,13 +31,12 @@ def _asset(name: str) -> str:
 
 
 def _reader(request: Request, runtime: Runtime) -> tuple[bool, str | None]:
-    """(allowed, the project the caller is limited to)."""
-    if is_admin(request, runtime):
-        return True, None
-    token = bearer_token(request)
-    if token is not None:
-        own = runtime.keys.project_for(token)
-        return own is not None, own
+    """(allowed, the project the caller is limited to): a reader, or a keyless local user."""
+    who = reader(request, runtime)
+    if who is not None:
+        return True, who.project
+    if bearer_token(request) is not None:
+        return False, None
     host = request.client.host if request.client else ""
     return host in _LOOPBACK, None
 
