@@ -47,10 +47,15 @@ def _settings(**overrides: object) -> Any:
     try:
         return settings_with(**overrides)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"KEPT_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors()
-        )
-        raise CliError(f"invalid configuration: {problems}") from None
+        raise config_error(exc) from None
+
+
+def config_error(exc: Any) -> CliError:
+    """A settings ValidationError as one line naming each KEPT_ variable at fault."""
+    problems = "; ".join(
+        f"KEPT_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors()
+    )
+    return CliError(f"invalid configuration: {problems}")
 
 
 # ---- talking to a running server -------------------------------------------------------
@@ -232,10 +237,7 @@ def cmd_consume(args: argparse.Namespace) -> int:
             metrics_port=args.metrics_port,
         )
     except ValidationError as exc:
-        problems = "; ".join(
-            f"KEPT_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors()
-        )
-        raise CliError(f"invalid configuration: {problems}") from None
+        raise config_error(exc) from None
     try:
         run_consume(settings)
     except DataDirBusy as exc:
