@@ -7,6 +7,7 @@ so the pipeline reads in terms of `Message` and `(topic, partition)` pairs.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -49,6 +50,7 @@ class KafkaIO:
         self.on_revoked: RebalanceHook | None = None
         self.on_assigned: RebalanceHook | None = None
         self._positions: dict[Partition, int] = {}
+        self._broker_down = False
         self._consumer = KafkaConsumer(
             bootstrap_servers=servers,
             group_id=settings.kafka_group,
@@ -76,10 +78,27 @@ class KafkaIO:
             raise
 
     def poll(self, timeout_s: float) -> list[Message]:
-        """Messages from the partitions not paused, in offset order per partition."""
-        records = self._consumer.poll(
-            timeout_ms=int(timeout_s * 1000), max_records=self._max_poll_records
-        )
+        """Messages from the partitions not paused, in offset order per partition.
+
+        While the broker is unreachable this returns nothing (after waiting out the
+        timeout) instead of raising: the consumer holds its place and resumes when the
+        broker is back; nothing was read, so nothing is lost or skipped.
+        """
+        from kafka.errors import KafkaError
+
+        try:
+            records = self._consumer.poll(
+                timeout_ms=int(timeout_s * 1000), max_records=self._max_poll_records
+            )
+        except KafkaError as exc:
+            if not self._broker_down:
+                log.warning("Kafka unreachable (%s); waiting for it to come back", exc)
+            self._broker_down = True
+            time.sleep(max(timeout_s, 0.5))
+            return []
+        if self._broker_down:
+            log.info("Kafka reachable again")
+            self._broker_down = False
         messages = []
         for tp, batch in records.items():
             for r in batch:
