@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from kept.ingest.contract import (
@@ -46,6 +46,12 @@ class Columns:
         for name, value in zip(self.names, row, strict=True):
             self.data[name].append(value)
 
+    def extend_rows(self, rows: list[tuple[Any, ...]]) -> None:
+        """Append many rows at once (transposed in one pass: cheaper than row by row)."""
+        if rows:
+            for name, column in zip(self.names, zip(*rows, strict=True), strict=True):
+                self.data[name].extend(column)
+
     def extend(self, other: Columns) -> None:
         for name in self.names:
             self.data[name].extend(other.data[name])
@@ -82,35 +88,70 @@ def _input(event: Generation) -> tuple[str, str]:
     return "chat", json.dumps(messages, ensure_ascii=False, separators=(",", ":"))
 
 
-def _generation_row(e: Generation, project: str, received_at: datetime) -> tuple[Any, ...]:
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_MILLISECOND = timedelta(milliseconds=1)
+
+
+def ticks(moment: datetime) -> int:
+    """A DateTime64(3) value as its integer ticks (ms since the epoch, exact).
+
+    The rows carry ticks rather than datetimes: the driver writes ints as they are, and
+    converting datetimes one by one was a tenth of the insert's cost.
+    """
+    return (moment - _EPOCH) // _MILLISECOND
+
+
+def _generation_row(e: Generation, project: str, received_at: int) -> tuple[Any, ...]:
     input_format, input_text = _input(e)
     return (
-        project, e.ts, e.generation_id, e.event_id, received_at, e.user_id or "",
+        project, ticks(e.ts), e.generation_id, e.event_id, received_at, e.user_id or "",
         e.session_id or "", e.model, e.prompt_version or "", input_format, input_text,
         e.output is not None, e.output or "", e.latency_ms, e.input_tokens, e.output_tokens,
         e.cost_usd, e.metadata,
     )  # fmt: skip
 
 
-def _feedback_row(e: Event, project: str, received_at: datetime) -> tuple[Any, ...]:
-    name, value, text, comment, source, checkpoint = "", None, "", "", "", 0
-    if isinstance(e, Vote):
-        value, comment = float(e.value), e.comment or ""
-    elif isinstance(e, Action):
-        name = e.name
-        if isinstance(e.value, str):
-            text = e.value
-        elif e.value is not None:
-            value = float(e.value)
-    elif isinstance(e, Correction):
-        text = e.text
-    elif isinstance(e, Survival):
-        value, checkpoint = e.score, e.checkpoint_s
-    elif isinstance(e, Score):
-        name, value, source, comment = e.name, e.value, e.source, e.comment or ""
+# (name, value, text, comment, source, checkpoint_s) of each feedback type. Dispatch on
+# the exact type: isinstance on pydantic models costs a Python call each.
+_Fields = tuple[str, float | None, str, str, str, int]
+
+
+def _vote(e: Vote) -> _Fields:
+    return "", float(e.value), "", e.comment or "", "", 0
+
+
+def _action(e: Action) -> _Fields:
+    if isinstance(e.value, str):
+        return e.name, None, e.value, "", "", 0
+    return e.name, None if e.value is None else float(e.value), "", "", "", 0
+
+
+def _correction(e: Correction) -> _Fields:
+    return "", None, e.text, "", "", 0
+
+
+def _survival(e: Survival) -> _Fields:
+    return "", e.score, "", "", "", e.checkpoint_s
+
+
+def _score(e: Score) -> _Fields:
+    return e.name, e.value, "", e.comment or "", e.source, 0
+
+
+_FEEDBACK_FIELDS: dict[type[Any], Callable[[Any], _Fields]] = {
+    Vote: _vote,
+    Action: _action,
+    Correction: _correction,
+    Survival: _survival,
+    Score: _score,
+}
+
+
+def _feedback_row(e: Event, project: str, received_at: int) -> tuple[Any, ...]:
+    fields = _FEEDBACK_FIELDS[type(e)](e)
     return (
-        project, e.ts, e.generation_id, e.type, e.event_id, received_at, e.user_id or "",
-        e.session_id or "", name, value, text, comment, source, checkpoint,
+        project, ticks(e.ts), e.generation_id, e.type, e.event_id, received_at, e.user_id or "",
+        e.session_id or "", *fields,
     )  # fmt: skip
 
 
@@ -118,13 +159,18 @@ def to_rows(
     events: Iterable[Event], received_at: datetime, project: str | None = None
 ) -> EventRows:
     """Rows for `events`; `project` overrides the events' own (HTTP: the key decides it)."""
-    rows = EventRows()
+    received = ticks(received_at)
+    generations: list[tuple[Any, ...]] = []
+    feedback: list[tuple[Any, ...]] = []
     for event in events:
         owner = project or event.project
         if owner is None:
             raise ValueError("an event without a project reached the row mapper")
-        if isinstance(event, Generation):
-            rows.generations.append(_generation_row(event, owner, received_at))
+        if type(event) is Generation:
+            generations.append(_generation_row(event, owner, received))
         else:
-            rows.feedback.append(_feedback_row(event, owner, received_at))
+            feedback.append(_feedback_row(event, owner, received))
+    rows = EventRows()
+    rows.generations.extend_rows(generations)
+    rows.feedback.extend_rows(feedback)
     return rows

@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 from kept.ingest.contract import Event
 from kept.ingest.kafka_settings import KafkaSettings
-from kept.kafka_transport import KafkaEndpoint, make_producer, probe_version
+from kept.kafka_transport import KafkaEndpoint, close_producer, make_producer, probe_version
 
 
 class EventSink(Protocol):
@@ -65,7 +65,7 @@ class KafkaSink:
         with self._lock:
             producer, self._producer = self._producer, None
         if producer is not None:
-            producer.close(timeout=self._timeout)
+            close_producer(producer, self._timeout)
 
     def _produce(self, events: Sequence[Event], project: str) -> None:
         deadline = time.monotonic() + self._timeout

@@ -29,6 +29,7 @@ from typing import Concatenate, ParamSpec, TypeVar
 
 from .client import Client
 from .events import Message, ScoreSource
+from .spool import DEFAULT_MAX_BYTES
 from .transport import Transport
 
 __all__ = [
@@ -72,6 +73,9 @@ def init(
     debug: bool = False,
     enabled: bool = True,
     transport: Transport | None = None,
+    project: str | None = None,
+    spool_dir: str | os.PathLike[str] | bool | None = None,
+    spool_max_bytes: int = DEFAULT_MAX_BYTES,
 ) -> Client:
     """Make the default client (same arguments as :class:`Client`); closes the previous one."""
     global _default
@@ -86,6 +90,9 @@ def init(
         debug=debug,
         enabled=enabled,
         transport=transport,
+        project=project,
+        spool_dir=spool_dir,
+        spool_max_bytes=spool_max_bytes,
     )
     with _default_lock:
         previous, _default = _default, client

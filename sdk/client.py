@@ -94,7 +94,8 @@ class Client:
                         raise InvalidArgumentError(why)
                     logger.error("kept: %s", why)
                     transport, enabled = None, False
-                spool: Spool | None = None
+                # The spool is per sink: its events must never replay into another one.
+                sink: tuple[str | None, ...] | None = None
                 if transport is None and enabled:
                     endpoint = endpoint or os.environ.get("KEPT_ENDPOINT") or _kafka_env()
                     api_key = api_key or os.environ.get("KEPT_API_KEY")
@@ -103,11 +104,13 @@ class Client:
                     kafka = endpoint_scheme(endpoint) == "kafka"
                     if transport is not None and not api_key and not kafka:
                         logger.warning("kept: no API key (set KEPT_API_KEY or pass api_key=)")
-                    if transport is not None:
-                        max_bytes = int(self._setting("spool_max_bytes", spool_max_bytes, 0, 0))
-                        spool = make_spool(spool_dir, max_bytes, endpoint, api_key, project)
+                    sink = (endpoint, api_key, project)
                 elif transport is not None and spool_dir not in (None, False):
-                    spool = make_spool(spool_dir, int(spool_max_bytes), type(transport).__name__)
+                    sink = (type(transport).__name__,)  # an app's own transport: spool if asked
+                spool: Spool | None = None
+                if transport is not None and sink is not None:
+                    limit = self._setting("spool_max_bytes", spool_max_bytes, DEFAULT_MAX_BYTES, 0)
+                    spool = make_spool(spool_dir, int(limit), *sink)
                 if transport is not None:
                     encode = functools.partial(encode_event, project=project)
                     self._worker = Worker(

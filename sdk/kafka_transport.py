@@ -15,7 +15,6 @@ resends the batch, and the server stores a repeated event id once).
 from __future__ import annotations
 
 import json
-import logging
 import os
 import re
 import time
@@ -25,8 +24,6 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from .transport import Outcome, Rejection, SendResult
-
-logger = logging.getLogger("kept")
 
 DEFAULT_TOPIC = "kept.events"
 DEFAULT_MAX_MESSAGE_BYTES = 1_000_000
@@ -197,7 +194,7 @@ def probe_version(bootstrap: Sequence[str], timeout: float) -> tuple[int, ...]:
     try:
         version: tuple[int, ...] = tuple(probe.config["api_version"])
     finally:
-        probe.close(timeout=0)
+        close_producer(probe, 0)
     return version
 
 
@@ -206,6 +203,22 @@ def make_producer(endpoint: KafkaEndpoint, api_version: tuple[int, ...], timeout
     from kafka import KafkaProducer
 
     return KafkaProducer(**producer_config(endpoint, api_version, timeout))
+
+
+def close_producer(producer: Any, timeout: float) -> None:
+    """Close a KafkaProducer: deliver what it holds within `timeout`, then stop it.
+
+    kafka-python 3.0's `close` gives up before stopping the producer's thread when records
+    are still pending at the timeout (the broker is down): stop it then without them, or
+    the thread lives on and the producer's finaliser raises.
+    """
+    try:
+        producer.close(timeout=timeout)
+    except Exception:
+        sender = getattr(producer, "_sender", None)
+        if sender is not None:
+            sender.force_close()
+        producer._closed = True  # nothing left to close; keeps __del__ from trying again
 
 
 class KafkaTransport:
@@ -256,10 +269,7 @@ class KafkaTransport:
         """Send what the producer holds (within the timeout) and disconnect."""
         producer, self._producer = self._producer, None
         if producer is not None and self._pid == os.getpid():
-            try:
-                producer.close(timeout=self._timeout)
-            except Exception:
-                logger.debug("kept: closing the Kafka producer failed", exc_info=True)
+            close_producer(producer, self._timeout)
 
     def _get_producer(self) -> Any:
         if self._producer is not None and self._pid == os.getpid():
@@ -287,15 +297,7 @@ class KafkaTransport:
             return SendResult(Outcome.UNAUTHORIZED, detail=detail)
         if isinstance(exc, (errors.InvalidTopicError, errors.UnsupportedVersionError)):
             return SendResult(Outcome.FATAL, detail=detail)
-        # Anything else may pass (broker down, leader moving, timeouts). Start over with a
-        # new producer, so that records of this attempt are not delivered later as well.
-        self._discard_producer()
+        # Anything else may pass: broker down, leader moving, timeouts. The producer
+        # reconnects by itself; records of this attempt that it still delivers are repeats
+        # the server stores once.
         return SendResult(Outcome.RETRY, detail=detail)
-
-    def _discard_producer(self) -> None:
-        producer, self._producer = self._producer, None
-        if producer is not None and self._pid == os.getpid():
-            try:
-                producer.close(timeout=0)
-            except Exception:
-                logger.debug("kept: discarding the Kafka producer failed", exc_info=True)

@@ -15,6 +15,7 @@ from collections import deque
 from typing import Any
 
 from kept.ingest.consumer.decode import Invalid
+from kept.kafka_transport import close_producer
 
 
 def dead_letter(invalid: Invalid, max_original_bytes: int) -> bytes:
@@ -112,4 +113,4 @@ class DeadLetters:
         self._letters = []
 
     def close(self) -> None:
-        self._producer.close(timeout=self._timeout)
+        close_producer(self._producer, self._timeout)

@@ -8,22 +8,23 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
 from typing import Any
 
 from kept.ingest.consumer.batching import Partition
 from kept.ingest.consumer.deadletter import DeadLetters
 from kept.ingest.consumer.decode import MAX_MESSAGE_BYTES, Message
 from kept.ingest.kafka_settings import KafkaSettings
-from kept.kafka_transport import KafkaEndpoint, make_producer, probe_version
+from kept.kafka_transport import KafkaEndpoint, close_producer, make_producer, probe_version
 
 log = logging.getLogger("kept.consumer")
 
-RebalanceHook = Callable[[set[Partition]], None]
-
 
 class _Listener:
-    """Forwards rebalance callbacks (registered as a kafka ConsumerRebalanceListener)."""
+    """Rebalance callbacks (registered as a kafka ConsumerRebalanceListener).
+
+    kafka-python 3 calls them on its network thread, where nothing may block: they only
+    log and forget positions. The pipeline commits only partitions it holds at the time.
+    """
 
     def __init__(self, io: KafkaIO) -> None:
         self._io = io
@@ -47,8 +48,6 @@ class KafkaIO:
         version = settings.kafka_version() or probe_version(servers, timeout)
         self.version = version
         self._max_poll_records = max_poll_records
-        self.on_revoked: RebalanceHook | None = None
-        self.on_assigned: RebalanceHook | None = None
         self._positions: dict[Partition, int] = {}
         self._broker_down = False
         self._consumer = KafkaConsumer(
@@ -62,18 +61,24 @@ class KafkaIO:
             max_partition_fetch_bytes=MAX_MESSAGE_BYTES,
             request_timeout_ms=max(int(timeout * 1000), 30_000),
         )
+        producer = None
         try:
-            self._consumer.subscribe([settings.kafka_topic], listener=_Listener(self))
             endpoint = KafkaEndpoint(
                 bootstrap=tuple(servers), topic=settings.kafka_dlq_topic, api_version=version
             )
+            producer = make_producer(endpoint, version, timeout)
             self.dead_letters = DeadLetters(
-                make_producer(endpoint, version, timeout),
-                settings.kafka_dlq_topic,
-                settings.kafka_dlq_max_original_bytes,
-                timeout,
+                producer, settings.kafka_dlq_topic, settings.kafka_dlq_max_original_bytes, timeout
             )
+            # A group that subscribes to a topic that does not exist yet is assigned nothing
+            # and sees the topic only at its next metadata refresh (minutes). Ask for it
+            # first: brokers that auto-create topics create it; others raise after the
+            # timeout, and the caller retries.
+            producer.partitions_for(settings.kafka_topic)
+            self._consumer.subscribe([settings.kafka_topic], listener=_Listener(self))
         except BaseException:
+            if producer is not None:
+                close_producer(producer, 0)
             self._consumer.close(autocommit=False)
             raise
 
@@ -147,13 +152,9 @@ class KafkaIO:
     def revoked(self, partitions: set[Partition]) -> None:
         for partition in partitions:
             self._positions.pop(partition, None)
-        if self.on_revoked is not None:
-            self.on_revoked(partitions)
 
     def assigned(self, partitions: set[Partition]) -> None:
         log.info("assigned %s", ", ".join(f"{t}[{p}]" for t, p in sorted(partitions)) or "nothing")
-        if self.on_assigned is not None:
-            self.on_assigned(partitions)
 
     def close(self) -> None:
         """Leave the group and disconnect (offsets are committed by the pipeline only)."""

@@ -19,7 +19,7 @@ import random
 import threading
 import time
 
-from kept.ingest.consumer.batching import Batch, Batcher, Partition
+from kept.ingest.consumer.batching import Batch, Batcher
 from kept.ingest.consumer.deadletter import InvalidShare, TooManyInvalid
 from kept.ingest.consumer.decode import Invalid, Message, decode_message
 from kept.ingest.consumer.insert import InsertStep
@@ -57,11 +57,8 @@ class Pipeline:
             settings.kafka_invalid_window, settings.kafka_invalid_max_share
         )
         self._grace_s = settings.kafka_shutdown_grace_s
-        self._storing = False
-        self._lost: set[Partition] = set()
         self._backlog: list[Message] = []
         self._last_dead_letter_log = 0.0
-        io.on_revoked = self._revoked
 
     def run(self) -> None:
         """Consume until stopped; the last batch is stored and committed before returning.
@@ -123,12 +120,8 @@ class Pipeline:
             self._io.dead_letters.flush()
         except Exception as exc:
             self._metrics.insert_failures.inc()
-            self._storing = True
-            try:
-                if not self._store_with_retries(batch, exc):
-                    return
-            finally:
-                self._storing = False
+            if not self._store_with_retries(batch, exc):
+                return
         self._metrics.batch_events.observe(batch.messages)
         self._metrics.insert_latency.observe(time.perf_counter() - started)
         self._commit(batch)
@@ -190,8 +183,12 @@ class Pipeline:
             self._backlog.extend(self._io.poll(min(remaining, 1.0)))
 
     def _commit(self, batch: Batch) -> None:
-        offsets = {p: o for p, o in batch.offsets.items() if p not in self._lost}
-        self._lost.clear()
+        # Only partitions this consumer holds now: after a rebalance, the new owner of the
+        # others reads them again from the last commit (the stored ids make that harmless).
+        # A partition lost and assigned back is read again from the last commit too, into
+        # this batch, so its offset here still covers only stored messages.
+        held = self._io.assignment()
+        offsets = {p: o for p, o in batch.offsets.items() if p in held}
         try:
             self._io.commit(offsets)
         except Exception as exc:
@@ -201,21 +198,3 @@ class Pipeline:
             log.warning("offset commit failed (%s); the messages will be read again", exc)
             return
         self._metrics.commits.labels("ok").inc()
-
-    def _revoked(self, partitions: set[Partition]) -> None:
-        if self._storing:
-            self._lost |= partitions  # a batch is being retried: do not commit these after
-            return
-        # Store what is read so far, so that the partitions' next owner starts after it.
-        # When that fails, drop it uncommitted: the next owner reads it again (no waiting
-        # here: this runs inside a poll).
-        batch = self._batcher.take()
-        if not batch.messages:
-            return
-        try:
-            self._metrics.inserted.inc(self._insert.insert(batch.events))
-            self._io.dead_letters.flush()
-        except Exception as exc:
-            log.warning("partitions revoked while a batch could not be stored (%s)", exc)
-            return
-        self._commit(batch)

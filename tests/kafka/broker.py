@@ -195,7 +195,6 @@ class ConsumeProcess:
             if self.process.poll() is not None:
                 raise AssertionError(f"kept consume exited while waiting for {what}:\n{self.log}")
             if time.monotonic() > deadline:
-                Path("/tmp/consume-fail.log").write_text(self.log)
                 raise AssertionError(f"timed out waiting for {what}:\n{self.log[-3000:]}")
             time.sleep(0.1)
 
