@@ -45,6 +45,20 @@ class InsertStep:
         inserter = self._inserter or self._open()
         return inserter.insert(to_rows(events, datetime.now(timezone.utc)))
 
+    def prepare(self) -> None:
+        """Open (and migrate) the store now if it can be reached, before joining the group.
+
+        Opening takes seconds on a large store; done after partitions are assigned, it
+        can outlast the group session and cause a rebalance. A store that cannot be
+        reached now is opened on first use instead, as the module docstring says.
+        """
+        if self._inserter is not None:
+            return
+        try:
+            self._open()
+        except Exception as exc:
+            log.warning("cannot open the store yet (%s); will retry with the first batch", exc)
+
     def _open(self) -> Inserter:
         store = self.store or self._open_store()
         self.store = store

@@ -71,10 +71,12 @@ class KafkaIO:
                 producer, settings.kafka_dlq_topic, settings.kafka_dlq_max_original_bytes, timeout
             )
             # A group that subscribes to a topic that does not exist yet is assigned nothing
-            # and sees the topic only at its next metadata refresh (minutes). Ask for it
-            # first: brokers that auto-create topics create it; others raise after the
-            # timeout, and the caller retries.
+            # and sees the topic only at its next metadata refresh (minutes). Ask for both
+            # topics first (the first dead letter must not wait for its topic to be made):
+            # brokers that auto-create topics create them; others raise after the timeout,
+            # and the caller retries.
             producer.partitions_for(settings.kafka_topic)
+            producer.partitions_for(settings.kafka_dlq_topic)
             self._consumer.subscribe([settings.kafka_topic], listener=_Listener(self))
         except BaseException:
             if producer is not None:

@@ -19,7 +19,7 @@ import random
 import threading
 import time
 
-from kept.ingest.consumer.batching import Batch, Batcher
+from kept.ingest.consumer.batching import Batch, Batcher, Partition
 from kept.ingest.consumer.deadletter import InvalidShare, TooManyInvalid
 from kept.ingest.consumer.decode import Invalid, Message, decode_message
 from kept.ingest.consumer.insert import InsertStep
@@ -58,6 +58,10 @@ class Pipeline:
         )
         self._grace_s = settings.kafka_shutdown_grace_s
         self._backlog: list[Message] = []
+        self._uncommitted: dict[Partition, int] = {}  # stored, commit failed: retried
+        self._commit_retry_at = 0.0
+        self._committed: dict[Partition, int] = {}
+        self._commit_failing = False
         self._last_dead_letter_log = 0.0
 
     def run(self) -> None:
@@ -75,9 +79,13 @@ class Pipeline:
                     self._store()
             if self._batcher.ready():
                 self._store()
+            elif self._uncommitted and time.monotonic() >= self._commit_retry_at:
+                self._commit({})
             for (topic, partition), lag in self._io.lag().items():
                 self._metrics.lag.labels(topic, str(partition)).set(lag)
         self._store()
+        if self._uncommitted:
+            self._commit({})
 
     def _handle(self, message: Message) -> bool:
         """Decode one message into the batch (or the dead-letter topic); True when the
@@ -124,7 +132,7 @@ class Pipeline:
                 return
         self._metrics.batch_events.observe(batch.messages)
         self._metrics.insert_latency.observe(time.perf_counter() - started)
-        self._commit(batch)
+        self._commit(batch.offsets)
 
     def _store_with_retries(self, batch: Batch, error: Exception) -> bool:
         """Retry a batch whose insert failed with `error`, consumption paused meanwhile.
@@ -182,19 +190,36 @@ class Pipeline:
             self._io.pause()
             self._backlog.extend(self._io.poll(min(remaining, 1.0)))
 
-    def _commit(self, batch: Batch) -> None:
-        # Only partitions this consumer holds now: after a rebalance, the new owner of the
-        # others reads them again from the last commit (the stored ids make that harmless).
-        # A partition lost and assigned back is read again from the last commit too, into
-        # this batch, so its offset here still covers only stored messages.
+    def _commit(self, offsets: dict[Partition, int]) -> None:
+        """Commit offsets of stored messages; what fails is retried with the next commit.
+
+        Only partitions this consumer holds now: after a rebalance, the new owner of the
+        others reads them again from the last commit (the stored ids make that harmless).
+        An offset here only ever covers stored messages, so committing it late is safe.
+        """
+        for partition, offset in offsets.items():
+            self._uncommitted[partition] = max(offset, self._uncommitted.get(partition, 0))
         held = self._io.assignment()
-        offsets = {p: o for p, o in batch.offsets.items() if p in held}
+        # Messages read again after a rebalance must not move a commit backwards.
+        pending = {
+            p: o
+            for p, o in self._uncommitted.items()
+            if p in held and o > self._committed.get(p, -1)
+        }
+        self._uncommitted = {}
         try:
-            self._io.commit(offsets)
+            self._io.commit(pending)
         except Exception as exc:
-            # Typically a rebalance: the partitions' new owner reads these messages again,
-            # and the stored event ids make the repeat harmless.
+            # Typically a rebalance in progress (polling completes it) or the broker away.
+            self._uncommitted = pending
+            self._commit_retry_at = time.monotonic() + 1.0
             self._metrics.commits.labels("failed").inc()
-            log.warning("offset commit failed (%s); the messages will be read again", exc)
+            if not self._commit_failing:
+                log.warning("offset commit failed (%s); retrying", exc)
+            self._commit_failing = True
             return
+        self._committed.update(pending)
+        if self._commit_failing:
+            log.info("offsets committed again")
+        self._commit_failing = False
         self._metrics.commits.labels("ok").inc()

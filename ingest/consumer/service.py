@@ -41,6 +41,7 @@ def consume(
 
     Raises ConsumerStopped when the invalid share passes its limit.
     """
+    insert.prepare()
     delay = 1.0
     while not stop.is_set():
         try:
