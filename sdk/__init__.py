@@ -9,7 +9,7 @@ never raise, and are sent in the background::
     gid = kept.log_generation(model="gpt-4o-mini", prompt_version="summarize@3",
                               input=messages, output=text, latency_ms=840)
     kept.vote(gid, 1)                       # thumbs up
-    kept.accept(gid)                        # the user took the suggestion
+    kept.accept(gid, current_text=editor.text)  # taken; survival checked 30 s ... 15 min
     kept.correct(gid, edited_text)          # what the user ended up with
     kept.score(gid, "faithfulness", 0.9, source="llm")
     kept.flush()                            # optional: also done at exit
@@ -29,7 +29,8 @@ from typing import Concatenate, ParamSpec, TypeVar
 
 from .client import Client
 from .events import Message, ScoreSource
-from .spool import DEFAULT_MAX_BYTES
+from .redaction import redact_pii
+from .survival_tracking import survival_score
 from .transport import Transport
 
 __all__ = [
@@ -39,16 +40,21 @@ __all__ = [
     "Transport",
     "__version__",
     "accept",
+    "aclose",
     "action",
+    "aflush",
     "close",
     "correct",
     "flush",
     "get_client",
     "init",
     "log_generation",
+    "redact_pii",
     "score",
     "stats",
     "survival",
+    "survival_score",
+    "track_survival",
     "vote",
 ]
 
@@ -61,44 +67,28 @@ _default: Client | None = None
 _default_lock = threading.Lock()
 
 
-def init(
-    endpoint: str | None = None,
-    api_key: str | None = None,
-    *,
-    max_queue_size: int = 10_000,
-    batch_size: int = 500,
-    flush_interval: float = 0.5,
-    request_timeout: float = 10.0,
-    shutdown_timeout: float = 5.0,
-    debug: bool = False,
-    enabled: bool = True,
-    transport: Transport | None = None,
-    project: str | None = None,
-    spool_dir: str | os.PathLike[str] | bool | None = None,
-    spool_max_bytes: int = DEFAULT_MAX_BYTES,
-) -> Client:
-    """Make the default client (same arguments as :class:`Client`); closes the previous one."""
-    global _default
-    client = Client(
-        endpoint,
-        api_key,
-        max_queue_size=max_queue_size,
-        batch_size=batch_size,
-        flush_interval=flush_interval,
-        request_timeout=request_timeout,
-        shutdown_timeout=shutdown_timeout,
-        debug=debug,
-        enabled=enabled,
-        transport=transport,
-        project=project,
-        spool_dir=spool_dir,
-        spool_max_bytes=spool_max_bytes,
+def _replacing_default(make: Callable[P, Client]) -> Callable[P, Client]:
+    """`init`: `make` the default client (with Client's own signature); closes the old one."""
+
+    def init(*args: P.args, **kwargs: P.kwargs) -> Client:
+        global _default
+        client = make(*args, **kwargs)
+        with _default_lock:
+            previous, _default = _default, client
+        if previous is not None:
+            previous.close()
+        return client
+
+    init.__doc__ = (
+        "Make the default client (same arguments as :class:`Client`); closes the previous one."
     )
-    with _default_lock:
-        previous, _default = _default, client
-    if previous is not None:
-        previous.close()
-    return client
+    init.__signature__ = inspect.signature(make).replace(  # type: ignore[attr-defined]
+        return_annotation=Client
+    )
+    return init
+
+
+init = _replacing_default(Client)
 
 
 def get_client() -> Client:
@@ -135,6 +125,7 @@ accept = _on_default_client(Client.accept)
 correct = _on_default_client(Client.correct)
 score = _on_default_client(Client.score)
 survival = _on_default_client(Client.survival)
+track_survival = _on_default_client(Client.track_survival)
 
 
 def flush(timeout: float | None = None) -> bool:
@@ -148,6 +139,19 @@ def close(timeout: float | None = None) -> None:
     client = _default
     if client is not None:
         client.close(timeout)
+
+
+async def aflush(timeout: float | None = None) -> bool:
+    """:meth:`Client.aflush` on the default client (True when there is none yet)."""
+    client = _default
+    return True if client is None else await client.aflush(timeout)
+
+
+async def aclose(timeout: float | None = None) -> None:
+    """:meth:`Client.aclose` on the default client, if one was made."""
+    client = _default
+    if client is not None:
+        await client.aclose(timeout)
 
 
 def stats() -> dict[str, int]:

@@ -7,20 +7,24 @@ worker's queue. Event ids, timestamps and JSON are produced later on the worker 
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 import os
 import re
 import time
 import weakref
+from collections.abc import Sequence
 from datetime import datetime
 from types import TracebackType
 
 from .events import (
+    RECORD_OVERHEAD,
     SCORE_SOURCES,
     InvalidArgumentError,
     Message,
     Record,
+    Redactor,
     ScoreSource,
     count_or_none,
     encode_event,
@@ -29,9 +33,17 @@ from .events import (
     is_string_map,
     new_id,
     str_or_none,
+    text_size,
 )
 from .spool import DEFAULT_MAX_BYTES, Spool, make_spool
 from .stats import COUNTERS, LogLimiter, Stats
+from .survival_tracking import (
+    DEFAULT_CHECKPOINTS,
+    CurrentText,
+    RecentOutputs,
+    SurvivalTracker,
+    checkpoints_or_error,
+)
 from .transport import Transport, endpoint_scheme, make_transport
 from .worker import Worker
 
@@ -57,6 +69,20 @@ class Client:
     ``KEPT_SPOOL_DIR`` or ``~/.cache/kept/spool``; ``False`` for none) of at most
     ``spool_max_bytes``, and are sent, oldest first, when the sink is back, also by the
     next client of the same endpoint after a restart.
+
+    Consent and privacy: ``capture_content=False`` sends no text the model or the user
+    wrote (generation input and output, correction text, vote and score comments); a
+    correction is then sent as a ``correct`` action, and survival scores are still
+    computed in the process. ``redact`` (a ``str -> str`` function, e.g.
+    :func:`kept.redact_pii`) rewrites every such text on the sender thread, never on the
+    app's; an event whose redaction fails is dropped, not sent as it was.
+
+    Memory stays bounded at any call rate: at most ``max_queue_size`` events and about
+    ``max_queue_bytes`` of their texts wait in memory; more are dropped and counted.
+    Survival checks (see :meth:`accept`) read at ``survival_checkpoints`` seconds; at
+    most ``max_survival_checks`` tracked texts wait, each read may take
+    ``survival_read_timeout`` seconds, and the outputs of the last ``remember_outputs``
+    generations are remembered so that ``accept`` need not be given the text again.
     """
 
     def __init__(
@@ -75,15 +101,31 @@ class Client:
         project: str | None = None,
         spool_dir: str | os.PathLike[str] | bool | None = None,
         spool_max_bytes: int = DEFAULT_MAX_BYTES,
+        capture_content: bool = True,
+        redact: Redactor | None = None,
+        max_queue_bytes: int = 64 * 2**20,
+        survival_checkpoints: Sequence[int] = DEFAULT_CHECKPOINTS,
+        survival_read_timeout: float = 1.0,
+        max_survival_checks: int = 10_000,
+        remember_outputs: int = 1_000,
     ) -> None:
         self._debug = debug
         self._stats = Stats()
         self._limiter = LogLimiter()
         self._worker: Worker[Record] | None = None
+        self._tracker: SurvivalTracker | None = None
+        self._outputs: RecentOutputs | None = None
+        self._capture_content = capture_content is not False
         self._closed = False
         self._shutdown_timeout = 5.0
         try:
             self._shutdown_timeout = self._setting("shutdown_timeout", shutdown_timeout, 5.0, 0.0)
+            if redact is not None and not callable(redact):
+                why = "redact must be a function from str to str"
+                if self._debug:
+                    raise InvalidArgumentError(why)
+                logger.error("kept: %s; events will be dropped", why)
+                transport, enabled = None, False
             if enabled:
                 project = project or os.environ.get("KEPT_PROJECT") or None
                 if project is not None and not (
@@ -112,7 +154,7 @@ class Client:
                     limit = self._setting("spool_max_bytes", spool_max_bytes, DEFAULT_MAX_BYTES, 0)
                     spool = make_spool(spool_dir, int(limit), *sink)
                 if transport is not None:
-                    encode = functools.partial(encode_event, project=project)
+                    encode = functools.partial(encode_event, project=project, redact=redact)
                     self._worker = Worker(
                         transport,
                         encode,
@@ -120,6 +162,9 @@ class Client:
                         self._limiter,
                         max_queue_size=int(
                             self._setting("max_queue_size", max_queue_size, 10_000, 1)
+                        ),
+                        max_queue_bytes=int(
+                            self._setting("max_queue_bytes", max_queue_bytes, 64 * 2**20, 0)
                         ),
                         batch_size=int(self._setting("batch_size", batch_size, 500, 1)),
                         flush_interval=self._setting("flush_interval", flush_interval, 0.5, 1e-3),
@@ -130,11 +175,52 @@ class Client:
                     weakref.finalize(self, self._worker.release).atexit = False
                     if spool is not None and spool.directory.is_dir():
                         self._worker.start()  # send what an earlier run left in the spool
+                    self._start_survival(
+                        survival_checkpoints,
+                        survival_read_timeout,
+                        max_survival_checks,
+                        remember_outputs,
+                    )
         except Exception as exc:
             self._fail("Client()", exc)
         if self._worker is None:
             why = "disabled" if not enabled else "no usable endpoint (set KEPT_ENDPOINT)"
             logger.warning("kept: %s; events will be dropped", why)
+
+    def _start_survival(
+        self, checkpoints: Sequence[int], read_timeout: float, max_checks: int, remember: int
+    ) -> None:
+        try:
+            chosen = checkpoints_or_error(checkpoints)
+        except ValueError as exc:
+            if self._debug:
+                raise InvalidArgumentError(str(exc)) from None
+            logger.warning("kept: %s; using %s", exc, DEFAULT_CHECKPOINTS)
+            chosen = DEFAULT_CHECKPOINTS
+        # The tracker's thread must not keep a client alive that the app dropped.
+        method = weakref.WeakMethod(self._emit_survival)
+
+        def emit(gid: str, checkpoint: int, score: float, uid: str | None, sid: str | None) -> None:
+            bound = method()
+            if bound is not None:
+                bound(gid, checkpoint, score, uid, sid)
+
+        self._tracker = SurvivalTracker(
+            emit,
+            self._stats,
+            self._limiter,
+            checkpoints=chosen,
+            max_pending=int(self._setting("max_survival_checks", max_checks, 10_000, 0)),
+            read_timeout=self._setting("survival_read_timeout", read_timeout, 1.0, 1e-3),
+        )
+        weakref.finalize(self, self._tracker.close, 0.0).atexit = False
+        remember = int(self._setting("remember_outputs", remember, 1_000, 0))
+        self._outputs = RecentOutputs(remember) if remember > 0 else None
+
+    def _emit_survival(
+        self, gid: str, checkpoint: int, score: float, uid: str | None, sid: str | None
+    ) -> None:
+        self.survival(gid, checkpoint, score, user_id=uid, session_id=sid)
 
     def _setting(self, name: str, value: float, default: float, minimum: float) -> float:
         if is_number(value) and value >= minimum:
@@ -166,8 +252,8 @@ class Client:
         """Record one model call; returns its generation id (a new uuid4 unless given).
 
         ``input`` is a prompt string or a list of chat messages ``{role, content}``;
-        leave ``output`` out when the app may not capture content. A float
-        ``latency_ms`` is rounded.
+        leave ``output`` out when the app may not capture content (or make the client
+        with ``capture_content=False``). A float ``latency_ms`` is rounded.
         """
         gid = new_id() if generation_id is None else generation_id
         op = "log_generation"
@@ -191,6 +277,10 @@ class Client:
             ):
                 self._invalid(op, "metadata must be a dict of strings to strings")
             else:
+                if output is not None and self._outputs is not None:
+                    self._outputs.remember(gid, output)
+                if not self._capture_content:
+                    input = output = None
                 fields: dict[str, object] = {
                     "model": model,
                     "prompt_version": prompt_version,
@@ -202,7 +292,8 @@ class Client:
                     "cost_usd": None if cost_usd is None else float(cost_usd),
                     "metadata": None if metadata is None else dict(metadata),
                 }
-                self._put(op, "generation", gid, user_id, session_id, ts, fields)
+                size = RECORD_OVERHEAD + text_size(input) + text_size(output)
+                self._put(op, "generation", gid, user_id, session_id, ts, fields, size)
         except Exception as exc:
             self._fail(op, exc)
         return gid
@@ -225,6 +316,8 @@ class Client:
                 return self._invalid("vote", "value must be 1 or -1")
             if not str_or_none(comment):
                 return self._invalid("vote", "comment must be a string")
+            if not self._capture_content:
+                comment = None
             fields: dict[str, object] = {"value": int(value), "comment": comment}
             return self._put("vote", "vote", generation_id, user_id, session_id, ts, fields)
         except Exception as exc:
@@ -257,15 +350,79 @@ class Client:
         self,
         generation_id: str,
         *,
+        current_text: CurrentText | None = None,
+        text: str | None = None,
         value: str | float | None = None,
         user_id: str | None = None,
         session_id: str | None = None,
         ts: datetime | None = None,
     ) -> bool:
-        """The user accepted the output: the ``accept`` action."""
-        return self.action(
+        """The user accepted the output: the ``accept`` action.
+
+        With ``current_text`` (a function returning the user's text as it is now, e.g.
+        the editor's buffer), survival is tracked too: see :meth:`track_survival`.
+        """
+        sent = self.action(
             generation_id, "accept", value=value, user_id=user_id, session_id=session_id, ts=ts
         )
+        if current_text is not None:
+            self.track_survival(
+                generation_id, current_text, text=text, user_id=user_id, session_id=session_id
+            )
+        return sent
+
+    def track_survival(
+        self,
+        generation_id: str,
+        current_text: CurrentText,
+        *,
+        text: str | None = None,
+        checkpoints: Sequence[int] | None = None,
+        user_id: str | None = None,
+        session_id: str | None = None,
+    ) -> bool:
+        """Read ``current_text()`` at each checkpoint and send how much of ``text`` survives.
+
+        ``text`` is the accepted text; by default the output this client logged for the
+        generation (the last ``remember_outputs`` are remembered). ``current_text`` is
+        called on a background thread and returns the user's text now, or None when it
+        is gone for good (nothing is sent for that checkpoint); one that raises or takes
+        longer than ``survival_read_timeout`` is counted in :meth:`stats` and skipped.
+        Each checkpoint sends a ``survival`` event whose score is
+        :func:`kept.survival_score`. Pending checks end with :meth:`close`.
+        """
+        op = "track_survival"
+        try:
+            if self._tracker is None or self._closed:
+                return self._skip()
+            if not is_name(generation_id):
+                return self._invalid(op, "generation_id must be a non-empty string")
+            if not callable(current_text):
+                return self._invalid(op, "current_text must be a function returning the text")
+            if text is None and self._outputs is not None:
+                text = self._outputs.get(generation_id)
+            if text is None:
+                why = "no text to track: pass text= (this client logged no output for the id)"
+                return self._invalid(op, why)
+            if not isinstance(text, str):
+                return self._invalid(op, "text must be a string")
+            if checkpoints is not None:
+                try:
+                    checkpoints = checkpoints_or_error(checkpoints)
+                except ValueError as exc:
+                    return self._invalid(op, str(exc))
+            if not (str_or_none(user_id) and str_or_none(session_id)):
+                return self._invalid(op, "user_id and session_id must be strings")
+            return self._tracker.track(
+                generation_id,
+                text,
+                current_text,
+                checkpoints=checkpoints,
+                user_id=user_id,
+                session_id=session_id,
+            )
+        except Exception as exc:
+            return self._fail(op, exc)
 
     def correct(
         self,
@@ -276,16 +433,22 @@ class Client:
         session_id: str | None = None,
         ts: datetime | None = None,
     ) -> bool:
-        """The text the user ended up with after editing the output."""
+        """The text the user ended up with after editing the output.
+
+        Without content capture, only the fact is sent: a ``correct`` action.
+        """
         try:
             if self._worker is None or self._closed:
                 return self._skip()
             if not isinstance(text, str):
                 return self._invalid("correct", "text must be a string")
-            fields: dict[str, object] = {"text": text}
-            return self._put(
-                "correct", "correction", generation_id, user_id, session_id, ts, fields
-            )
+            fields: dict[str, object]
+            if self._capture_content:
+                kind, fields = "correction", {"text": text}
+            else:
+                kind, fields = "action", {"name": "correct"}
+            size = RECORD_OVERHEAD + len(text)
+            return self._put("correct", kind, generation_id, user_id, session_id, ts, fields, size)
         except Exception as exc:
             return self._fail("correct", exc)
 
@@ -313,6 +476,8 @@ class Client:
                 return self._invalid("score", "source must be 'human', 'llm' or 'code'")
             if not str_or_none(comment):
                 return self._invalid("score", "comment must be a string")
+            if not self._capture_content:
+                comment = None
             fields: dict[str, object] = {
                 "name": name,
                 "value": float(value),
@@ -364,13 +529,26 @@ class Client:
             return self._fail("flush", exc)
 
     def close(self, timeout: float | None = None) -> None:
-        """Flush until ``timeout``, then stop; later calls are dropped as ``closed``."""
+        """Cancel pending survival checks, flush until ``timeout``, then stop; later calls
+        are dropped as ``closed``."""
         try:
             self._closed = True
+            deadline = self._shutdown_timeout if timeout is None else timeout
+            started = time.monotonic()
+            if self._tracker is not None:
+                self._tracker.close(min(deadline, 1.0))
             if self._worker is not None:
-                self._worker.close(self._shutdown_timeout if timeout is None else timeout)
+                self._worker.close(max(deadline - (time.monotonic() - started), 0.0))
         except Exception as exc:
             self._fail("close", exc)
+
+    async def aflush(self, timeout: float | None = None) -> bool:
+        """:meth:`flush` for async apps: waits on a worker thread, not the event loop."""
+        return await asyncio.to_thread(self.flush, timeout)
+
+    async def aclose(self, timeout: float | None = None) -> None:
+        """:meth:`close` for async apps: waits on a worker thread, not the event loop."""
+        await asyncio.to_thread(self.close, timeout)
 
     def stats(self) -> dict[str, int]:
         """Counters: ``enqueued``, ``sent`` (spooled events replayed included), ``queued``,
@@ -409,6 +587,7 @@ class Client:
         session_id: str | None,
         ts: datetime | None,
         fields: dict[str, object],
+        size: int = RECORD_OVERHEAD,
     ) -> bool:
         if not is_name(generation_id):
             return self._invalid(op, "generation_id must be a non-empty string")
@@ -421,7 +600,7 @@ class Client:
         else:
             return self._invalid(op, "ts must be a datetime")
         assert self._worker is not None  # checked by every caller
-        return self._worker.put((kind, generation_id, when, user_id, session_id, fields))
+        return self._worker.put((kind, generation_id, when, user_id, session_id, fields), size)
 
     def _skip(self) -> bool:
         self._stats.add("dropped_closed" if self._closed else "dropped_no_transport")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import os
+from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Literal
 
@@ -18,10 +19,19 @@ Message = dict[str, str]
 ScoreSource = Literal["human", "llm", "code"]
 
 SCORE_SOURCES = frozenset(("human", "llm", "code"))
+Redactor = Callable[[str], str]
+
+RECORD_OVERHEAD = 256
+"""Bytes a queued record takes besides its texts (the tuple, its fields, small values)."""
+_TEXT_FIELDS = ("output", "text", "comment")
 
 
 class InvalidArgumentError(ValueError):
     """Raised (in debug mode only) for an argument the SDK drops as invalid."""
+
+
+class RedactionError(Exception):
+    """The app's redaction hook raised or returned something other than a string."""
 
 
 def new_id() -> str:
@@ -46,14 +56,20 @@ def format_ts(when: float | datetime) -> str:
     return moment.isoformat(timespec="milliseconds")
 
 
-def encode_event(record: Record, project: str | None = None) -> bytes:
+def encode_event(
+    record: Record, project: str | None = None, redact: Redactor | None = None
+) -> bytes:
     """The JSON of one event, per CONTRACT.md; keys whose value is None are left out.
 
     The event id is made here, once: a batch that is retried or spooled and replayed
     carries the same ids, so the server stores it once. ``generation_id`` comes early in
-    the object so that a transport can find it without parsing a large event.
+    the object so that a transport can find it without parsing a large event. ``redact``
+    rewrites every text the model or the user wrote; it raises RedactionError when that
+    fails, since an event it could not redact must not leave the process.
     """
     kind, generation_id, when, user_id, session_id, fields = record
+    if redact is not None:
+        fields = redacted(fields, redact)
     event: dict[str, object] = {
         "type": kind,
         "event_id": new_id(),
@@ -70,6 +86,49 @@ def encode_event(record: Record, project: str | None = None) -> bytes:
         if value is not None:
             event[key] = value
     return json.dumps(event, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
+
+
+def redacted(fields: dict[str, object], redact: Redactor) -> dict[str, object]:
+    """``fields`` with ``redact`` applied to the input, output, correction and comments."""
+
+    def apply(text: str) -> str:
+        try:
+            result = redact(text)
+        except Exception as exc:
+            raise RedactionError(f"the redaction hook raised {type(exc).__name__}") from None
+        if not isinstance(result, str):
+            raise RedactionError("the redaction hook returned " + type(result).__name__)
+        return result
+
+    out = dict(fields)
+    for key in _TEXT_FIELDS:
+        value = out.get(key)
+        if isinstance(value, str):
+            out[key] = apply(value)
+    value = out.get("input")
+    if isinstance(value, str):
+        out["input"] = apply(value)
+    elif isinstance(value, list):
+        out["input"] = [
+            {**m, "content": apply(m["content"])}
+            if isinstance(m, dict) and isinstance(m.get("content"), str)
+            else m
+            for m in value
+        ]
+    return out
+
+
+def text_size(value: object) -> int:
+    """Characters of a text or of a list of messages' contents (a cheap memory estimate)."""
+    if isinstance(value, str):
+        return len(value)
+    if isinstance(value, (list, tuple)):
+        total = 0
+        for message in value:
+            content = message.get("content") if isinstance(message, dict) else None
+            total += len(content) if isinstance(content, str) else RECORD_OVERHEAD
+        return total
+    return 0
 
 
 def str_or_none(value: object) -> bool:

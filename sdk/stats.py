@@ -28,6 +28,12 @@ Counter = Literal[
     "dropped_closed",
     "dropped_no_transport",
     "dropped_spool_full",
+    "dropped_redaction",
+    "dropped_survival_full",
+    "survival_tracked",
+    "survival_cancelled",
+    "survival_timeouts",
+    "survival_errors",
     "errors",
 ]
 COUNTERS: tuple[Counter, ...] = get_args(Counter)

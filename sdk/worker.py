@@ -26,6 +26,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
+from .events import RedactionError
 from .spool import Spool
 from .stats import Counter, LogLimiter, Stats
 from .transport import Outcome, SendResult, Transport
@@ -55,6 +56,7 @@ class Worker(Generic[R]):
         limiter: LogLimiter,
         *,
         max_queue_size: int,
+        max_queue_bytes: int = 2**62,
         batch_size: int,
         flush_interval: float,
         shutdown_timeout: float,
@@ -66,6 +68,7 @@ class Worker(Generic[R]):
         self._stats = stats
         self._limiter = limiter
         self._max_queue_size = max_queue_size
+        self._max_queue_bytes = max_queue_bytes
         self._batch_size = batch_size
         self._flush_interval = flush_interval
         self.shutdown_timeout = shutdown_timeout
@@ -79,6 +82,8 @@ class Worker(Generic[R]):
         self._wake = threading.Event()  # data is waiting: leave the idle wait
         self._kick = threading.Event()  # flush or close: cut a backoff pause short
         self._queue: deque[R] = deque()
+        self._sizes: deque[int] = deque()  # the estimated bytes of each queued record
+        self._queued_bytes = 0
         self._thread: threading.Thread | None = None
         # Guarded by _lock:
         self._enqueued = 0  # records accepted since start (or fork)
@@ -97,17 +102,24 @@ class Worker(Generic[R]):
 
     # --- app side -------------------------------------------------------------------
 
-    def put(self, record: R) -> bool:
-        """Enqueue ``record`` without blocking; False (and counted) when dropped."""
+    def put(self, record: R, size: int = 0) -> bool:
+        """Enqueue ``record`` of about ``size`` bytes without blocking; False (and counted)
+        when dropped: the queue holds at most ``max_queue_size`` records and
+        ``max_queue_bytes`` bytes."""
         waiting = 0
         with self._lock:
             if self._closing:
                 dropped: Counter | None = "dropped_closed"
-            elif len(self._queue) >= self._max_queue_size:
+            elif (
+                len(self._queue) >= self._max_queue_size
+                or self._queued_bytes + size > self._max_queue_bytes
+            ):
                 dropped = "dropped_queue_full"
             else:
                 dropped = None
                 self._queue.append(record)
+                self._sizes.append(size)
+                self._queued_bytes += size
                 self._enqueued += 1
                 waiting = len(self._queue)
         if dropped is not None:
@@ -165,6 +177,8 @@ class Worker(Generic[R]):
                 left, current = list(self._queue), self._current or []
                 lost = len(self._queue) + self._inflight
                 self._queue.clear()
+                self._sizes.clear()
+                self._queued_bytes = 0
                 self._inflight = 0
                 self._abandoned = True
                 self._settled.notify_all()
@@ -198,10 +212,9 @@ class Worker(Generic[R]):
             return 0
         events = list(current)
         for record in records:
-            try:
-                events.append(self._encode(record))
-            except Exception:
-                self._stats.add("dropped_invalid")
+            event = self._encode_one(record, self._count)
+            if event is not None:
+                events.append(event)
         try:
             written = spool.append(events)
         except OSError as exc:
@@ -276,6 +289,8 @@ class Worker(Generic[R]):
                 return None
             n = min(len(queue), self._batch_size)
             self._inflight = n
+            sizes = self._sizes
+            self._queued_bytes -= sum(sizes.popleft() for _ in range(n))
             return [queue.popleft() for _ in range(n)]
 
     def _deliver(self, batch: list[R]) -> None:
@@ -293,19 +308,24 @@ class Worker(Generic[R]):
                 self._settled.notify_all()
 
     def _encode_all(self, batch: list[R]) -> list[bytes]:
-        encoded: list[bytes] = []
-        for record in batch:
-            try:
-                encoded.append(self._encode(record))
-            except Exception as exc:  # e.g. an input message that is not JSON
-                self._settle(1, "dropped_invalid")
-                self._limiter.log(
-                    logging.WARNING,
-                    "encode",
-                    "kept: an event could not be encoded as JSON (%s) and was dropped",
-                    type(exc).__name__,
-                )
-        return encoded
+        return [e for record in batch if (e := self._encode_one(record, self._settle)) is not None]
+
+    def _encode_one(self, record: R, settle: Callable[[int, Counter], None]) -> bytes | None:
+        """The event's JSON, or None (dropped and counted) when it cannot be made."""
+        try:
+            return self._encode(record)
+        except RedactionError as exc:  # unredacted text must not leave the process
+            settle(1, "dropped_redaction")
+            self._limiter.log(logging.WARNING, "redact", "kept: %s; the event was dropped", exc)
+        except Exception as exc:  # e.g. an input message that is not JSON
+            settle(1, "dropped_invalid")
+            self._limiter.log(
+                logging.WARNING,
+                "encode",
+                "kept: an event could not be encoded as JSON (%s) and was dropped",
+                type(exc).__name__,
+            )
+        return None
 
     def _deliver_parts(self, events: list[bytes], *, replay: bool = False) -> bool:
         """Send ``events`` until each is settled, splitting or trimming as the sink asks.

@@ -405,6 +405,12 @@ def test_stats_keys(make_client: Callable[..., Client]) -> None:
         "dropped_closed",
         "dropped_no_transport",
         "dropped_spool_full",
+        "dropped_redaction",
+        "dropped_survival_full",
+        "survival_tracked",
+        "survival_cancelled",
+        "survival_timeouts",
+        "survival_errors",
         "errors",
     }
 
