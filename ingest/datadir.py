@@ -3,7 +3,8 @@
 One process owns a chDB directory, so `kept serve` takes an exclusive `flock` on
 `<data>/kept.lock` (released by the kernel even after kill -9) and writes where it
 listens to `<data>/server.json`. Other commands see the lock and go through the
-server's HTTP API with the admin token from `<data>/admin-token`.
+server's HTTP API with the admin token from `<data>/admin-token`. The secret that signs
+feedback tokens, unless `KEPT_FEEDBACK_SECRET` sets one, is in `<data>/feedback-secret`.
 """
 
 from __future__ import annotations
@@ -113,6 +114,24 @@ class DataDir:
             self.path.mkdir(parents=True, exist_ok=True)
             _write_private(path, secrets.token_urlsafe(32))
         return path.read_text(encoding="utf-8").strip()
+
+    def feedback_secret(self) -> bytes:
+        """The directory's feedback-token secret, made on first use.
+
+        Written to a temporary file and renamed into place, so a crash mid-write never
+        leaves an empty secret behind.
+        """
+        path = self.path / "feedback-secret"
+        if not path.exists():
+            self.path.mkdir(parents=True, exist_ok=True)
+            partial = path.with_name(f".feedback-secret.{os.getpid()}")
+            fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                f.write(secrets.token_urlsafe(32))
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(partial, path)
+        return path.read_text(encoding="utf-8").strip().encode()
 
     def read_admin_token(self) -> str | None:
         try:

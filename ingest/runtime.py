@@ -28,6 +28,8 @@ class Runtime:
     writer: BatchWriter
     metrics: IngestMetrics
     admin_token: str
+    feedback_secret: bytes
+    """Signs and verifies feedback tokens (see feedback_tokens.py)."""
     demo_key: str | None
     """Set when this start created the `demo` project's key."""
     analytics: AnalyticsScheduler
@@ -80,6 +82,7 @@ def open_runtime(settings: ServerSettings, data_dir: DataDir) -> Runtime:
                 writer=writer,
                 metrics=metrics,
                 admin_token=settings.admin_token or data_dir.admin_token(),
+                feedback_secret=_feedback_secret(settings, data_dir),
                 demo_key=demo_key,
                 analytics=analytics,
                 kafka_sink=kafka_sink,
@@ -91,6 +94,18 @@ def open_runtime(settings: ServerSettings, data_dir: DataDir) -> Runtime:
     except BaseException:
         data_dir.release()
         raise
+
+
+def _feedback_secret(settings: ServerSettings, data_dir: DataDir) -> bytes:
+    shared_store = settings.kafka or (settings.dsn or "").startswith(("http://", "https://"))
+    if settings.feedback_secret is None and shared_store:
+        # Each replica would make its own secret, and a token minted by one would be
+        # refused by the others behind the same address.
+        log.warning(
+            "KEPT_FEEDBACK_SECRET is not set: feedback tokens verify only on this replica; "
+            "set the same secret on every kept serve that shares this store"
+        )
+    return settings.feedback_key(data_dir)
 
 
 def close_runtime(runtime: Runtime) -> None:

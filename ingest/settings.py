@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from kept.ingest.datadir import DataDir
@@ -70,14 +71,62 @@ class ServerSettings(KafkaSettings, BaseSettings):
     admin_token: str | None = Field(
         None, description="Token for /v1/admin; default: generated in <data>/admin-token."
     )
+    feedback_secret: SecretStr | None = Field(
+        None,
+        description="Secret that signs feedback tokens (at least 16 characters); default: "
+        "generated in <data>/feedback-secret. Replicas behind one address must share it.",
+    )
+    feedback_token_ttl_s: int = Field(
+        3600, ge=1, description="Lifetime of a feedback token when the request names none."
+    )
+    feedback_token_max_ttl_s: int = Field(
+        7 * 86_400, ge=1, description="Longest lifetime a feedback token may be minted for."
+    )
+    feedback_origins: Annotated[tuple[str, ...], NoDecode] = Field(
+        ("*",),
+        description="Web origins allowed to send feedback from a browser (comma-separated, "
+        "e.g. https://app.example.com), or * for any.",
+    )
+    feedback_max_body_bytes: int = Field(
+        1024 * 1024, ge=1024, description="Larger /v1/feedback bodies get 413."
+    )
     log_level: str = "info"
 
-    @field_validator("accept_actions", "survival_checkpoints", mode="before")
+    @field_validator("accept_actions", "survival_checkpoints", "feedback_origins", mode="before")
     @classmethod
     def _comma_separated(cls, value: object) -> object:
         if isinstance(value, str):
             return tuple(part.strip() for part in value.split(",") if part.strip())
         return value
+
+    @field_validator("feedback_secret")
+    @classmethod
+    def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value().strip()) < 16:
+            raise ValueError("must be at least 16 characters (e.g. `openssl rand -base64 32`)")
+        return value
+
+    @field_validator("feedback_origins")
+    @classmethod
+    def _origins(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        origins = tuple(origin.rstrip("/") for origin in value)
+        for origin in origins:
+            if origin != "*" and not re.fullmatch(r"https?://[^/\s]+", origin):
+                raise ValueError(f"{origin!r} is not an origin like https://app.example.com")
+        return origins
+
+    @field_validator("feedback_token_max_ttl_s")
+    @classmethod
+    def _max_covers_default(cls, value: int, info: ValidationInfo) -> int:
+        if value < info.data.get("feedback_token_ttl_s", 0):
+            raise ValueError("must not be below KEPT_FEEDBACK_TOKEN_TTL_S")
+        return value
+
+    def feedback_key(self, data_dir: DataDir) -> bytes:
+        """The secret that signs feedback tokens: the setting, or the data directory's."""
+        if self.feedback_secret is not None:
+            return self.feedback_secret.get_secret_value().strip().encode()
+        return data_dir.feedback_secret()
 
     def store_dir_dsn(self, data_dir: DataDir) -> str:
         """The configured DSN, or the embedded store inside the data directory."""
