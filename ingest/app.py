@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.concurrency import run_in_threadpool
 
-from kept.ingest.api import admin, events, export, health, panels, report
+from kept.ingest.api import admin, events, export, feedback, health, panels, report
 from kept.ingest.datadir import DataDir
 from kept.ingest.runtime import Runtime, close_runtime, open_runtime
 from kept.ingest.settings import ServerSettings
@@ -35,6 +35,7 @@ def create_app(
 
     app = FastAPI(title="kept", version="0.1.0", lifespan=lifespan, docs_url="/docs")
     app.include_router(events.router)
+    app.include_router(feedback.router)
     app.include_router(health.router)
     app.include_router(admin.router)
     app.include_router(report.router)

@@ -56,6 +56,7 @@ def test_wheel_holds_every_package_and_the_migrations(wheel: Path) -> None:
         "kept/ingest/app.py",
         "kept/ingest/api/events.py",
         "kept/ingest/storage/migrations/0001_events.sql",
+        "kept/ingest/static/sdk.js",
         "kept/ingest/consumer/pipeline.py",
         "kept/kafka_transport.py",
         "kept/spool.py",
