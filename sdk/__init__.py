@@ -29,13 +29,16 @@ from typing import Concatenate, ParamSpec, TypeVar
 
 from .client import Client
 from .events import Message, ScoreSource
+from .instrument import Generation, ResponseInfo, current_generation, extract_usage
 from .redaction import redact_pii
 from .survival_tracking import survival_score
 from .transport import Transport
 
 __all__ = [
     "Client",
+    "Generation",
     "Message",
+    "ResponseInfo",
     "ScoreSource",
     "Transport",
     "__version__",
@@ -45,10 +48,17 @@ __all__ = [
     "aflush",
     "close",
     "correct",
+    "current_generation",
+    "extract_usage",
+    "feedback_token",
     "flush",
+    "generation",
     "get_client",
     "init",
+    "log_anthropic",
     "log_generation",
+    "log_openai",
+    "observe",
     "redact_pii",
     "score",
     "stats",
@@ -126,6 +136,12 @@ correct = _on_default_client(Client.correct)
 score = _on_default_client(Client.score)
 survival = _on_default_client(Client.survival)
 track_survival = _on_default_client(Client.track_survival)
+feedback_token = _on_default_client(Client.feedback_token)
+log_openai = _on_default_client(Client.log_openai)
+log_anthropic = _on_default_client(Client.log_anthropic)
+generation = _on_default_client(Client.generation)
+observe = functools.partial(Client.observe, get_client)
+"""``observe(...)`` of :mod:`kept.instrument` on the default client, made on first use."""
 
 
 def flush(timeout: float | None = None) -> bool:

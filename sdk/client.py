@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from types import TracebackType
 
+from . import instrument
 from .events import (
     RECORD_OVERHEAD,
     SCORE_SOURCES,
@@ -35,6 +36,7 @@ from .events import (
     str_or_none,
     text_size,
 )
+from .feedback_tokens import FeedbackTokenError, mint_feedback_token, token_url
 from .spool import DEFAULT_MAX_BYTES, Spool, make_spool
 from .stats import COUNTERS, LogLimiter, Stats
 from .survival_tracking import (
@@ -83,6 +85,9 @@ class Client:
     most ``max_survival_checks`` tracked texts wait, each read may take
     ``survival_read_timeout`` seconds, and the outputs of the last ``remember_outputs``
     generations are remembered so that ``accept`` need not be given the text again.
+
+    ``server_url`` is the kept server's HTTP address for :meth:`feedback_token`: by
+    default the endpoint when it is http(s), else ``KEPT_URL``.
     """
 
     def __init__(
@@ -108,6 +113,7 @@ class Client:
         survival_read_timeout: float = 1.0,
         max_survival_checks: int = 10_000,
         remember_outputs: int = 1_000,
+        server_url: str | None = None,
     ) -> None:
         self._debug = debug
         self._stats = Stats()
@@ -118,6 +124,11 @@ class Client:
         self._capture_content = capture_content is not False
         self._closed = False
         self._shutdown_timeout = 5.0
+        self._api_key = api_key or os.environ.get("KEPT_API_KEY")
+        self._server_url = server_url or os.environ.get("KEPT_URL")
+        given = endpoint or os.environ.get("KEPT_ENDPOINT")
+        if endpoint_scheme(given) in ("http", "https") and not server_url:
+            self._server_url = given
         try:
             self._shutdown_timeout = self._setting("shutdown_timeout", shutdown_timeout, 5.0, 0.0)
             if redact is not None and not callable(redact):
@@ -512,6 +523,53 @@ class Client:
             return self._put("survival", "survival", generation_id, user_id, session_id, ts, fields)
         except Exception as exc:
             return self._fail("survival", exc)
+
+    def feedback_token(
+        self, generation_id: str, *, ttl_s: int | None = None, timeout: float = 2.0
+    ) -> str | None:
+        """A short-lived token with which a web page may send feedback on this generation.
+
+        Call it on the app's server while rendering the page that shows the generation;
+        the page's script (``/sdk.js`` of the kept server) sends votes, actions and
+        corrections with it, without the project key. The token expires after ``ttl_s``
+        seconds (the server's default: an hour). Unlike the other calls this one waits
+        for the server, at most ``timeout`` seconds; it returns None when no token could
+        be had (counted as ``feedback_token_errors``).
+        """
+        op = "feedback_token"
+        try:
+            server, key = self._server_url, self._api_key
+            if not server or not key:
+                why = "needs the server's URL and an API key (an http endpoint, or KEPT_URL)"
+            elif not is_name(generation_id):
+                why = "generation_id must be a non-empty string"
+            elif ttl_s is not None and not (count_or_none(ttl_s) and ttl_s > 0):
+                why = "ttl_s must be a positive int"
+            else:
+                return mint_feedback_token(token_url(server), key, generation_id, ttl_s, timeout)
+            self._invalid(op, why)
+            return None
+        except FeedbackTokenError as exc:
+            self._stats.add("feedback_token_errors")
+            if self._debug:
+                raise
+            self._limiter.log(logging.WARNING, op, "kept: no feedback token: %s", exc)
+            return None
+        except Exception as exc:
+            self._fail(op, exc)
+            return None
+
+    # --- instrumentation (kept.instrument, with this client) -------------------------
+
+    log_openai = instrument.log_openai
+    log_anthropic = instrument.log_anthropic
+    generation = instrument.generation
+    observe = instrument.observe
+
+    @property
+    def debug(self) -> bool:
+        """True when invalid arguments and kept's own errors raise instead of being counted."""
+        return self._debug
 
     # --- lifecycle ------------------------------------------------------------------
 

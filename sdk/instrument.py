@@ -822,7 +822,7 @@ def _is_generator_function(fn: Callable[..., Any]) -> bool:
 
 def _debug(client: Client) -> bool:
     # The client's own rule (Client._fail): only debug mode lets kept's errors out.
-    return getattr(client, "_debug", False) is True
+    return getattr(client, "debug", False) is True
 
 
 def _kept_failed(op: str, error: Exception) -> None:

@@ -34,6 +34,7 @@ Counter = Literal[
     "survival_cancelled",
     "survival_timeouts",
     "survival_errors",
+    "feedback_token_errors",
     "errors",
 ]
 COUNTERS: tuple[Counter, ...] = get_args(Counter)

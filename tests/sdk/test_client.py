@@ -6,12 +6,11 @@ the sink; no kept server is needed.
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import threading
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -20,32 +19,9 @@ import pytest
 import kept
 from kept import Client
 from kept.events import format_ts, new_id
-from kept.transport import Outcome, SendResult
+from tests.sdk.recorder import Recorder
 
 TS_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+00:00$")
-
-
-class Recorder:
-    """Transport test double: accepts everything and remembers what it got."""
-
-    def __init__(self) -> None:
-        self.batches: list[list[dict[str, Any]]] = []
-        self.threads: set[int] = set()
-
-    def send(self, events: Sequence[bytes]) -> SendResult:
-        self.threads.add(threading.get_ident())
-        self.batches.append([json.loads(e) for e in events])
-        return SendResult(Outcome.SENT)
-
-    def reset(self) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-    @property
-    def events(self) -> list[dict[str, Any]]:
-        return [e for batch in self.batches for e in batch]
 
 
 @pytest.fixture
@@ -411,6 +387,7 @@ def test_stats_keys(make_client: Callable[..., Client]) -> None:
         "survival_cancelled",
         "survival_timeouts",
         "survival_errors",
+        "feedback_token_errors",
         "errors",
     }
 

@@ -11,15 +11,15 @@ from __future__ import annotations
 import asyncio
 import inspect
 import json
-import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from types import SimpleNamespace
 from typing import Any
 from unittest import mock
 
 import pytest
 
+import kept
 import kept.instrument
 from kept import Client
 from kept.events import InvalidArgumentError
@@ -34,30 +34,7 @@ from kept.instrument import (
     observe,
 )
 from kept.stats import LogLimiter
-from kept.transport import Outcome, SendResult
-
-
-class Recorder:
-    """Transport test double: accepts everything and remembers what it got."""
-
-    def __init__(self) -> None:
-        self.batches: list[list[dict[str, Any]]] = []
-        self.lock = threading.Lock()
-
-    def send(self, events: Sequence[bytes]) -> SendResult:
-        with self.lock:
-            self.batches.append([json.loads(e) for e in events])
-        return SendResult(Outcome.SENT)
-
-    def reset(self) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-    @property
-    def events(self) -> list[dict[str, Any]]:
-        return [e for batch in self.batches for e in batch]
+from tests.sdk.recorder import Recorder
 
 
 @pytest.fixture
@@ -879,3 +856,39 @@ def test_wrapped_function_identity(client: Client) -> None:
     wrapped = observe(client, model="m")(plain)
     assert wrapped(1) == 2
     assert wrapped.__wrapped__ is plain  # type: ignore[attr-defined]
+
+
+# --- wired into the Client and the module-level API ------------------------------------
+
+
+def test_client_methods_and_module_level_helpers(
+    recorder: Recorder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(kept, "_default", None)
+
+    @kept.observe(prompt_version="hello@1")
+    def answer(prompt: str) -> str:
+        return "hi"
+
+    assert answer("hello?") == "hi"  # before any client: nothing logged, nothing raised
+    kept.init(transport=recorder)
+    try:
+        assert answer("hello?") == "hi"
+        reply = {"model": "claude-x", "content": [{"type": "text", "text": "ok"}]}
+        gid = kept.log_anthropic(reply, input="ping")
+        with kept.generation(model="m", input="q") as g:
+            g.output = "a"
+        client = kept.get_client()
+        assert client.log_openai({"model": "gpt-x", "choices": []}, input="x")
+        assert kept.flush(5)
+    finally:
+        kept.close(0)
+    events = recorder.events
+    assert [(e["model"], e.get("output")) for e in events] == [
+        ("unknown", "hi"),
+        ("claude-x", "ok"),
+        ("m", "a"),
+        ("gpt-x", None),
+    ]
+    assert events[0]["prompt_version"] == "hello@1" and events[1]["generation_id"] == gid
+    assert events[2]["generation_id"] == g.id

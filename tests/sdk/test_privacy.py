@@ -15,7 +15,7 @@ import pytest
 
 import kept
 from kept import Client, redact_pii
-from tests.sdk.test_client import Recorder
+from tests.sdk.recorder import Recorder
 
 MESSAGES = [
     {"role": "system", "content": "You answer for ACME support."},

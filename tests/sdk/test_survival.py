@@ -17,7 +17,7 @@ import pytest
 from kept import Client, survival_score
 from kept.events import InvalidArgumentError
 from kept.survival_tracking import READER_CAP, tokens
-from tests.sdk.test_client import Recorder
+from tests.sdk.recorder import Recorder
 
 OUTPUT = (
     "To export large files, open Settings, choose Export, and pick the streaming mode. "

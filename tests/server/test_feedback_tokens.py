@@ -451,3 +451,40 @@ def test_tokens_survive_a_restart_and_kept_feedback_secret_is_used(data_dir: Pat
         assert verify_token(configured.encode(), token).generation_id == gid
         assert send(proc.url, [feedback("action", gid, name="accept")], token).status == 202
         proc.stop()
+
+
+# ---- the SDK side ---------------------------------------------------------------------
+
+
+def test_the_sdk_asks_for_a_token_and_the_page_uses_it(
+    server: InProcessServer, gen: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from kept import Client
+    from kept.feedback_tokens import FeedbackTokenError
+
+    gid = gen["generation_id"]
+    with Client(endpoint=server.url, api_key=server.key) as client:
+        token = client.feedback_token(gid, ttl_s=600)
+        assert token is not None and verify_token(server.runtime.feedback_secret, token)
+        assert send(server.url, [feedback("vote", gid, value=-1)], token=token).status == 202
+        assert stored(server, gid) == [("demo", "vote", "", -1.0, "", "")]
+        # A ttl the server refuses, and bad arguments: None, counted, never raised.
+        assert client.feedback_token(gid, ttl_s=10**9) is None
+        assert client.feedback_token("") is None
+        stats = client.stats()
+        assert (stats["feedback_token_errors"], stats["dropped_invalid"]) == (1, 1)
+    strict = Client(endpoint=server.url, api_key="kept_x_wrong", debug=True)
+    with strict, pytest.raises(FeedbackTokenError, match="401"):
+        strict.feedback_token(gid)
+    # A Kafka client has no HTTP endpoint: the server's URL comes from KEPT_URL.
+    monkeypatch.setenv("KEPT_URL", server.url)
+    kafka = Client(
+        endpoint="kafka://127.0.0.1:1", api_key=server.key, project="demo", spool_dir=False
+    )
+    try:
+        assert kafka.feedback_token(gid) is not None
+    finally:
+        kafka.close(timeout=0)
+    monkeypatch.delenv("KEPT_URL")
+    with Client(transport=None, enabled=False) as nowhere:
+        assert nowhere.feedback_token(gid) is None
