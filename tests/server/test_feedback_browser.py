@@ -4,7 +4,6 @@ Screenshot: test-artifacts/feedback.png."""
 
 from __future__ import annotations
 
-import shutil
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -14,17 +13,11 @@ from typing import Any
 
 import pytest
 
+from tests.browser import ARTIFACTS, chromium, needs_chromium
 from tests.helpers import InProcessServer, generation, http
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-DRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+pytestmark = needs_chromium
 
-webdriver = pytest.importorskip("selenium.webdriver")
-pytestmark = pytest.mark.skipif(
-    not (Path(CHROMIUM).exists() and Path(DRIVER).exists()),
-    reason="needs Debian's chromium and chromium-driver (make test installs them)",
-)
 
 # What an app's page does: load the snippet from kept, and report what the user does.
 PAGE = """<!doctype html>
@@ -59,21 +52,8 @@ PAGE = """<!doctype html>
 
 @pytest.fixture
 def browser(tmp_path: Path) -> Iterator[Any]:
-    from selenium.webdriver.chrome.options import Options
-    from selenium.webdriver.chrome.service import Service
-
-    options = Options()
-    options.binary_location = CHROMIUM
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                 "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--window-size=1000,700",
-                 f"--user-data-dir={tmp_path / 'chromium'}"):  # fmt: skip
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(DRIVER), options=options)
-    try:
+    with chromium(tmp_path / "chromium", "1000,700") as driver:
         yield driver
-    finally:
-        driver.quit()
 
 
 @pytest.fixture
