@@ -58,10 +58,16 @@ browser:
 pytest: $(VENV)/.dev $(KAFKA_LIBS) browser
 	$(BIN)/pytest
 
+# The SDKs that benchmarks/sdk_peers.py compares kept's call with (benchmark-only).
+$(VENV)/.bench-peers: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[bench-peers]'
+	touch $@
+
 ## bench: print throughput, latency and memory figures on this machine (takes a while)
-bench: $(VENV)/.dev $(KAFKA_LIBS)
+bench: $(VENV)/.dev $(VENV)/.bench-peers $(KAFKA_LIBS)
 	$(BIN)/python benchmarks/intake.py
 	$(BIN)/python benchmarks/sdk_enqueue.py
+	$(BIN)/python benchmarks/sdk_peers.py
 	$(BIN)/python benchmarks/dashboard.py
 	$(BIN)/python benchmarks/kafka.py
 	$(BIN)/python benchmarks/analytics.py
