@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import random
 from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Literal
@@ -19,6 +20,15 @@ Message = dict[str, str]
 ScoreSource = Literal["human", "llm", "code"]
 
 SCORE_SOURCES = frozenset(("human", "llm", "code"))
+
+# Private, so that an app calling random.seed() cannot make ids repeat (the server would
+# then drop the repeats as duplicates).
+_rng = random.Random()
+_NOT_VERSION = ~(0xF000 << 64) & ~(0xC000 << 48)  # clears the version and variant bits
+_V4 = (0x4000 << 64) | (0x8000 << 48)  # version 4, RFC 4122 variant
+if hasattr(os, "register_at_fork"):
+    # A forked child must not repeat the parent's ids.
+    os.register_at_fork(after_in_child=_rng.seed)
 Redactor = Callable[[str], str]
 
 RECORD_OVERHEAD = 256
@@ -35,14 +45,16 @@ class RedactionError(Exception):
 
 
 def new_id() -> str:
-    """A random (version 4) UUID string, like ``str(uuid.uuid4())`` at half the cost.
+    """A random version 4 UUID string, like ``str(uuid.uuid4())`` at a fraction of the cost.
 
-    It is on the app's thread for every generation without an id, hence the shortcut.
+    It runs on the app's thread for every generation without an id, and on the sender
+    thread for every event id. ``os.urandom`` (what uuid4 uses) releases the GIL, and two
+    threads that both call it hand the GIL back and forth: measured, that alone took the
+    app's p99 per call from about 20 µs to 150-400 µs. The ids come from a private
+    generator seeded from ``os.urandom`` (reseeded in a forked child): unique, but not
+    meant to be unguessable, which nothing relies on (tokens are signed by the server).
     """
-    b = bytearray(os.urandom(16))
-    b[6] = b[6] & 0x0F | 0x40
-    b[8] = b[8] & 0x3F | 0x80
-    x = b.hex()
+    x = f"{_rng.getrandbits(128) & _NOT_VERSION | _V4:032x}"
     return f"{x[:8]}-{x[8:12]}-{x[12:16]}-{x[16:20]}-{x[20:]}"
 
 

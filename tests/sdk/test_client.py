@@ -7,6 +7,8 @@ the sink; no kept server is needed.
 from __future__ import annotations
 
 import logging
+import os
+import random
 import re
 import threading
 import uuid
@@ -155,6 +157,29 @@ def test_generation_ids(make_client: Callable[..., Client], recorder: Recorder) 
     ids = {new_id() for _ in range(1000)}
     assert len(ids) == 1000
     assert all(str(uuid.UUID(i)) == i and uuid.UUID(i).version == 4 for i in ids)
+    assert all(uuid.UUID(i).variant == uuid.RFC_4122 for i in ids)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_child_makes_other_ids_than_its_parent() -> None:
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child: must not run anything of pytest's
+        try:
+            os.write(write, new_id().encode())
+        finally:
+            os._exit(0)
+    os.waitpid(pid, 0)
+    child = os.read(read, 100).decode()
+    os.close(read)
+    os.close(write)
+    # Without a reseed the child's first id would be the parent's next one.
+    assert uuid.UUID(child).version == 4 and child != new_id()
+
+    random.seed(7)  # an app seeding the global generator does not make ids repeat
+    first = new_id()
+    random.seed(7)
+    assert new_id() != first
 
 
 def test_mutable_arguments_are_copied_at_enqueue(
