@@ -36,7 +36,12 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=100_000)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp, serve_process(Path(tmp) / "data") as server:
-        client = Client(endpoint=server.url, api_key=server.key, max_queue_size=args.calls * 3)
+        client = Client(
+            endpoint=server.url,
+            api_key=server.key,
+            max_queue_size=args.calls * 3,
+            max_queue_bytes=args.calls * 3 * 4096,
+        )
         client.log_generation(model="warm-up")
         client.flush(10)
         gen_ns: list[int] = []

@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import gc
-import inspect
 import json
 import logging
 import os
@@ -112,10 +111,12 @@ def sink_counts(url: str) -> dict[str, dict[str, int]]:
 def make_kept(url: str, queue: int) -> tuple[Peer, Any]:
     from kept import Client
 
-    bounds: dict[str, int] = {"max_queue_size": queue}
-    if "max_queue_bytes" in inspect.signature(Client).parameters:
-        bounds["max_queue_bytes"] = max(64 * 2**20, queue * 4096)
-    client = Client(endpoint=url, api_key="kept_bench_x", **bounds)
+    client = Client(
+        endpoint=url,
+        api_key="kept_bench_x",
+        max_queue_size=queue,
+        max_queue_bytes=max(64 * 2**20, queue * 4096),
+    )
     clock = time.perf_counter_ns
 
     def run(n: int, out: list[int]) -> None:
