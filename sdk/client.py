@@ -124,11 +124,14 @@ class Client:
         self._capture_content = capture_content is not False
         self._closed = False
         self._shutdown_timeout = 5.0
-        self._api_key = api_key or os.environ.get("KEPT_API_KEY")
-        self._server_url = server_url or os.environ.get("KEPT_URL")
-        given = endpoint or os.environ.get("KEPT_ENDPOINT")
-        if endpoint_scheme(given) in ("http", "https") and not server_url:
-            self._server_url = given
+        endpoint = endpoint or os.environ.get("KEPT_ENDPOINT") or _kafka_env()
+        api_key = api_key or os.environ.get("KEPT_API_KEY")
+        self._api_key = api_key
+        self._server_url = server_url or (
+            endpoint
+            if endpoint_scheme(endpoint) in ("http", "https")
+            else os.environ.get("KEPT_URL")
+        )
         try:
             self._shutdown_timeout = self._setting("shutdown_timeout", shutdown_timeout, 5.0, 0.0)
             if redact is not None and not callable(redact):
@@ -150,8 +153,6 @@ class Client:
                 # The spool is per sink: its events must never replay into another one.
                 sink: tuple[str | None, ...] | None = None
                 if transport is None and enabled:
-                    endpoint = endpoint or os.environ.get("KEPT_ENDPOINT") or _kafka_env()
-                    api_key = api_key or os.environ.get("KEPT_API_KEY")
                     timeout = self._setting("request_timeout", request_timeout, 10.0, 1e-3)
                     transport = make_transport(endpoint, api_key, timeout, project=project)
                     kafka = endpoint_scheme(endpoint) == "kafka"

@@ -12,6 +12,7 @@ import os
 import threading
 import time
 import weakref
+from collections.abc import Callable
 from typing import Literal, get_args
 
 logger = logging.getLogger("kept")
@@ -93,6 +94,21 @@ class LogLimiter:
 
     def _after_fork_in_child(self) -> None:
         self._lock = threading.Lock()
+
+
+def start_daemon(
+    target: Callable[[], object], name: str, stats: Stats, limiter: LogLimiter, what: str
+) -> threading.Thread | None:
+    """Start a daemon thread running ``target``; None (counted in ``errors``, logged as
+    "cannot start ``what``") when the interpreter is shutting down or out of threads."""
+    thread = threading.Thread(target=target, name=name, daemon=True)
+    try:
+        thread.start()
+    except RuntimeError as exc:
+        stats.add("errors")
+        limiter.log(logging.ERROR, f"start:{name}", "kept: cannot start %s (%s)", what, exc)
+        return None
+    return thread
 
 
 _live_stats: weakref.WeakSet[Stats] = weakref.WeakSet()

@@ -37,7 +37,7 @@ from collections import Counter as Multiset
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from .stats import Counter, LogLimiter, Stats
+from .stats import Counter, LogLimiter, Stats, start_daemon
 
 logger = logging.getLogger("kept")
 
@@ -256,16 +256,9 @@ class SurvivalTracker:
         with self._lock:
             if self._thread is not None or self._closed:
                 return
-            thread = threading.Thread(target=self._run, name="kept-survival", daemon=True)
-            try:
-                thread.start()
-            except RuntimeError as exc:  # interpreter shutting down, or out of threads
-                self._stats.add("errors")
-                self._limiter.log(
-                    logging.ERROR, "survival-start", "kept: cannot start survival checks (%s)", exc
-                )
-                return
-            self._thread = thread
+            self._thread = start_daemon(
+                self._run, "kept-survival", self._stats, self._limiter, "survival checks"
+            )
 
     # --- timer thread ---------------------------------------------------------------
 

@@ -28,7 +28,7 @@ from typing import Any, Generic, TypeVar
 
 from .events import RedactionError
 from .spool import Spool
-from .stats import Counter, LogLimiter, Stats
+from .stats import Counter, LogLimiter, Stats, start_daemon
 from .transport import Outcome, SendResult, Transport
 
 logger = logging.getLogger("kept")
@@ -247,16 +247,9 @@ class Worker(Generic[R]):
         with self._start_lock:
             if self._thread is not None:
                 return
-            thread = threading.Thread(target=self._run, name="kept-sender", daemon=True)
-            try:
-                thread.start()
-            except RuntimeError as exc:  # interpreter shutting down, or out of threads
-                self._stats.add("errors")
-                self._limiter.log(
-                    logging.ERROR, "start", "kept: cannot start the sender thread (%s)", exc
-                )
-                return
-            self._thread = thread
+            self._thread = start_daemon(
+                self._run, "kept-sender", self._stats, self._limiter, "the sender thread"
+            )
 
     # --- worker thread --------------------------------------------------------------
 

@@ -27,11 +27,6 @@ TS_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+00:00$")
 
 
 @pytest.fixture
-def recorder() -> Recorder:
-    return Recorder()
-
-
-@pytest.fixture
 def make_client(recorder: Recorder) -> Iterator[Callable[..., Client]]:
     made: list[Client] = []
 

@@ -95,14 +95,6 @@ def sink() -> Iterator[Sink]:
     server.server_close()
 
 
-@pytest.fixture
-def clients() -> Iterator[list[Client]]:
-    made: list[Client] = []
-    yield made
-    for client in made:
-        client.close(timeout=0)
-
-
 def make(clients: list[Client], endpoint: str | None, **kwargs: Any) -> Client:
     client = Client(endpoint, "test-key", **kwargs)
     clients.append(client)

@@ -38,11 +38,6 @@ from tests.sdk.recorder import Recorder
 
 
 @pytest.fixture
-def recorder() -> Recorder:
-    return Recorder()
-
-
-@pytest.fixture
 def make_client(recorder: Recorder) -> Iterator[Callable[..., Client]]:
     made: list[Client] = []
 

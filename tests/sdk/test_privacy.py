@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -22,14 +21,6 @@ MESSAGES = [
     {"role": "user", "content": "I am jane.doe@example.com, call me on +44 20 7946 0958."},
 ]
 OUTPUT = "Sure Jane, we will write to jane.doe@example.com today."
-
-
-@pytest.fixture
-def clients() -> Iterator[list[Client]]:
-    made: list[Client] = []
-    yield made
-    for client in made:
-        client.close(timeout=0)
 
 
 def make(clients: list[Client], recorder: Recorder, **kwargs: Any) -> Client:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -33,14 +32,6 @@ def fast(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(kept.worker, "BACKOFF_BASE", 0.01)
     monkeypatch.setattr(kept.worker, "BACKOFF_CAP", 0.2)
     monkeypatch.setattr(kept.worker, "SPOOL_AFTER", 0.2)
-
-
-@pytest.fixture
-def clients() -> Iterator[list[Client]]:
-    made: list[Client] = []
-    yield made
-    for client in made:
-        client.close(timeout=0)
 
 
 def make(clients: list[Client], sink: Scripted, spool: Path, **kwargs: Any) -> Client:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -114,14 +114,6 @@ class Editor:
     def read(self) -> str:
         self.reads += 1
         return self.text
-
-
-@pytest.fixture
-def clients() -> Iterator[list[Client]]:
-    made: list[Client] = []
-    yield made
-    for client in made:
-        client.close(timeout=0)
 
 
 def make(clients: list[Client], recorder: Recorder, **kwargs: Any) -> Client:
@@ -291,11 +283,6 @@ def test_invalid_survival_arguments(clients: list[Client]) -> None:
         strict.track_survival(gid, lambda: OUTPUT)
     with pytest.raises(InvalidArgumentError, match="positive whole seconds"):
         make(clients, recorder, debug=True, survival_checkpoints=(30, -1))
-
-
-@pytest.fixture
-def recorder() -> Recorder:
-    return Recorder()
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
