@@ -6,7 +6,7 @@ DATA ?= kept-data
 # A real Kafka broker (0.9.0.1, from npm) for the Kafka tests: see deploy/kafka-local.
 KAFKA_LIBS := .tools/kafka/libs
 
-.PHONY: run test lint typecheck pytest bench clean browser kafka-up kafka-down
+.PHONY: run test lint imports typecheck pytest bench clean browser kafka-up kafka-down
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,7 +25,7 @@ run: $(VENV)/.server
 	$(BIN)/kept serve --data $(DATA)
 
 ## test: install everything the tests need, then lint, type-check and run all tests
-test: $(VENV)/.dev $(KAFKA_LIBS) browser lint typecheck pytest
+test: $(VENV)/.dev $(KAFKA_LIBS) browser lint imports typecheck pytest
 
 $(KAFKA_LIBS):
 	bash deploy/kafka-local/kafka.sh install
@@ -41,13 +41,13 @@ lint: $(VENV)/.dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-# mypy resolves modules by folder name; the package maps folders onto `kept.*`, so it
-# checks a tree of links laid out the way the wheel is.
+# mypy reads its source roots and packages (the tests included) from pyproject.toml.
 typecheck: $(VENV)/.dev
-	rm -rf build/typecheck && mkdir -p build/typecheck/kept
-	ln -s $(CURDIR)/sdk/* build/typecheck/kept/
-	for d in ingest analytics dashboards; do ln -s $(CURDIR)/$$d build/typecheck/kept/$$d; done
-	cd build/typecheck && $(CURDIR)/$(BIN)/mypy --config-file $(CURDIR)/pyproject.toml -p kept
+	$(BIN)/mypy
+
+## imports: the layering contracts of README "Architecture" (import-linter)
+imports: $(VENV)/.dev
+	$(BIN)/lint-imports
 
 # The dashboard's browser test drives Debian's Chromium; apt runs only when it is missing.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)

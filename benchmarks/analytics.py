@@ -21,9 +21,9 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from kept.analytics.outcomes import OutcomesJob
-from kept.analytics.report import ReportSpec, report
-from kept.ingest.storage import Store, chdb_dsn, migrate
+from kept_analytics.outcomes import OutcomesJob
+from kept_analytics.report import ReportSpec, report
+from kept_storage import Store, chdb_dsn, migrate
 from tests.synthetic import load
 
 

@@ -21,7 +21,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from kept.dashboards.live import page_spec
+from kept_dashboards.live import page_spec
 from tests.helpers import http, in_process_server
 from tests.synthetic import load
 

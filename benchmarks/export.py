@@ -22,9 +22,9 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from kept.analytics.export import ExportSpec, Summary, no_redact, run, write
-from kept.analytics.outcomes import OutcomesJob
-from kept.ingest.storage import Store, chdb_dsn, migrate
+from kept_analytics.export import ExportSpec, Summary, no_redact, run, write
+from kept_analytics.outcomes import OutcomesJob
+from kept_storage import Store, chdb_dsn, migrate
 from tests.synthetic import load
 
 
@@ -72,7 +72,7 @@ def export_once(directory: Path, fmt: str, limit: int | None, redact: bool) -> N
     spec = ExportSpec(format=fmt, limit=limit, redact=redact)  # type: ignore[arg-type]
     summary = Summary()
     started = time.perf_counter()
-    from kept.analytics.export import default_redact
+    from kept_analytics.export import default_redact
 
     redactor = default_redact if redact else no_redact
     write(run(store, spec, redactor, summary), directory / f"{fmt}.jsonl", split=False)

@@ -22,12 +22,12 @@ from typing import Any
 
 import uvicorn
 
-from kept.ingest.app import create_app
-from kept.ingest.datadir import DataDir
-from kept.ingest.runtime import Runtime
-from kept.ingest.settings import ServerSettings
+from kept_service.app import create_app
+from kept_service.runtime import Runtime
+from kept_service.settings import ServerSettings
+from kept_storage.datadir import DataDir
 
-KEPT = [sys.executable, "-m", "kept.cli"]
+KEPT = [sys.executable, "-m", "kept_cli"]
 
 
 def free_port() -> int:
@@ -204,10 +204,9 @@ def serve_process(data: Path, port: int | None = None, **env: str) -> Iterator[S
         env=kept_env(**env),
     )
     output: list[str] = []
-    reader = threading.Thread(
-        target=lambda: output.extend(iter(process.stdout.readline, "")),
-        daemon=True,  # type: ignore[union-attr]
-    )
+    stdout = process.stdout
+    assert stdout is not None
+    reader = threading.Thread(target=lambda: output.extend(iter(stdout.readline, "")), daemon=True)
     reader.start()
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 90

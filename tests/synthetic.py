@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from kept.ingest.storage import Store
+from kept_storage import Store
 
 # Generation n's time: spread evenly over the window.
 _TS = (

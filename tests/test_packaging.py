@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from kept.ingest.storage.migrate import available
+from kept_storage.migrate import available
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parent.parent
@@ -124,7 +124,7 @@ def test_server_side_runs_from_the_wheel(tmp_path: Path, wheel: Path) -> None:
         _run(python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])").strip()
     )
     (site / "test-deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
-    where = _run(python, "-c", "import kept.ingest.app as a; print(a.__file__)")
+    where = _run(python, "-c", "import kept_service.app as a; print(a.__file__)")
     assert where.startswith(str(site))
-    out = _run(python, "-m", "kept.cli", "migrate", "--data", tmp_path / "data")
+    out = _run(python, "-m", "kept_cli", "migrate", "--data", tmp_path / "data")
     assert f"schema version {LATEST}" in out

@@ -9,12 +9,12 @@ from subprocess import CompletedProcess
 import pytest
 
 from tests.analytics.test_scenario import DAY, scenario_events
-from tests.helpers import InProcessServer, http, run_kept, serve_process
+from tests.helpers import InProcessServer, Response, http, run_kept, serve_process
 
 WINDOW = {"since": DAY.isoformat(), "until": "now"}
 
 
-def _get(server: InProcessServer, path: str, token: str | None, **params: str) -> object:
+def _get(server: InProcessServer, path: str, token: str | None, **params: str) -> Response:
     from urllib.parse import urlencode
 
     headers = {"Authorization": f"Bearer {token}"} if token else {}

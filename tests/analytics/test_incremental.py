@@ -5,8 +5,8 @@ from __future__ import annotations
 import time
 from datetime import datetime, timedelta, timezone
 
-from kept.analytics.report import ReportSpec, report
-from kept.ingest.storage import Store
+from kept_analytics.report import ReportSpec, report
+from kept_storage import Store
 from tests.helpers import InProcessServer
 from tests.synthetic import load
 

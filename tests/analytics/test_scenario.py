@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from kept.analytics.report import ReportSpec, report
+from kept_analytics.report import ReportSpec, report
 from tests.helpers import InProcessServer, feedback, generation
 
 DAY = (datetime.now(timezone.utc) - timedelta(days=1)).replace(

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from kept.analytics.compare import compare
-from kept.analytics.metrics import GroupCounts, finalize
-from kept.analytics.stats import newcombe_difference, wilson
+from kept_analytics.compare import compare
+from kept_analytics.metrics import GroupCounts, finalize
+from kept_analytics.stats import newcombe_difference, wilson
 
 
 def test_wilson_matches_newcombe_1998() -> None:

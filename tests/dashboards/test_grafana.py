@@ -12,11 +12,11 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from kept.dashboards.catalog import DASHBOARDS, VARIABLES
-from kept.dashboards.grafana import dashboard_json, dumps
-from kept.dashboards.macros import UnknownMacro, Window, grafana_sql, parameters, typed_sql
-from kept.dashboards.provisioning import build
-from kept.dashboards.spec import ALL
+from kept_dashboards.catalog import DASHBOARDS, VARIABLES
+from kept_dashboards.grafana import dashboard_json, dumps
+from kept_dashboards.macros import UnknownMacro, Window, grafana_sql, parameters, typed_sql
+from kept_dashboards.provisioning import build
+from kept_dashboards.spec import ALL
 from tests.helpers import InProcessServer, http
 from tests.synthetic import load
 

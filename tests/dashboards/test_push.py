@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from kept.dashboards.push import push
+from kept_dashboards.push import push
 from tests.helpers import run_kept
 
 
@@ -146,4 +146,4 @@ def test_clickhouse_connect_http_works_beside_urllib3_future() -> None:
         assert response.status == 200 and data == b"SELECT 1" * 10_000
     finally:
         httpd.shutdown()
-    assert urllib3.__version__
+    assert urllib3.__version__  # type: ignore[attr-defined]

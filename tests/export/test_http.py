@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from kept.analytics.export import ExportSpec, Summary, default_redact, run
-from kept.ingest.keys import create_key
+from kept_analytics.export import ExportSpec, Summary, default_redact, run
+from kept_ingest.keys import create_key
 from tests.export.scenario import load, sft_lines
 from tests.helpers import InProcessServer, Response, http
 

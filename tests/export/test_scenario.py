@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from kept.analytics.export import ExportSpec, Summary, default_redact, run
+from kept_analytics.export import ExportSpec, Summary, default_redact, run
 from tests.export.scenario import CHAT_E2, DAY, load, sft_lines
 from tests.helpers import InProcessServer
 
@@ -173,7 +173,7 @@ def test_dpo_pairs_read_in_buckets_are_the_same(
     scenario: InProcessServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     whole, _ = export(scenario, format="dpo")
-    from kept.analytics.export import query
+    from kept_analytics.export import query
 
     monkeypatch.setattr(query, "PAIR_ROWS_PER_PASS", 1)  # 5 repeated-prompt rows: 5 passes
     bucketed, _ = export(scenario, format="dpo")

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from kept.analytics.export import ExportSpec, Summary, default_redact, no_redact, run
-from kept.analytics.export.redact import load_redactor
+from kept_analytics.export import ExportSpec, Summary, default_redact, no_redact, run
+from kept_analytics.export.redact import load_redactor
 from tests.export.scenario import at
 from tests.helpers import InProcessServer, feedback, generation
 

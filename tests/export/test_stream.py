@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from kept.analytics.export import validation_path, write
-from kept.analytics.export.writer import Progress
+from kept_analytics.export import validation_path, write
+from kept_analytics.export.writer import Progress
 from tests.helpers import InProcessServer
 
 

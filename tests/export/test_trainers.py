@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from kept.analytics.export import ExportSpec, Summary, default_redact, run, write
+from kept_analytics.export import ExportSpec, Summary, default_redact, run, write
 from tests.export.scenario import load
 from tests.helpers import InProcessServer
 

@@ -264,7 +264,7 @@ def store_contents(dsn_or_data: str, out: Path) -> dict[str, Any]:
     """
     code = f"""
 import json, sys
-from kept.ingest.storage import Store, chdb_dsn
+from kept_storage import Store, chdb_dsn
 from pathlib import Path
 target = {dsn_or_data!r}
 dsn = target if "://" in target else chdb_dsn(Path(target) / "clickhouse")

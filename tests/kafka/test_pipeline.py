@@ -139,7 +139,7 @@ def test_clickhouse_locked_by_another_process_holds_offsets_then_recovers(
             textwrap.dedent(
                 f"""
                 import sys
-                from kept.ingest.storage import Store, migrate
+                from kept_storage import Store, migrate
                 store = Store({dsn!r})  # holds the store's lock while it lives
                 migrate(store)
                 print("holding", flush=True)

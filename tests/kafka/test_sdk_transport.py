@@ -10,8 +10,9 @@ from collections import defaultdict
 import pytest
 
 from kept import Client
-from kept.kafka_transport import KafkaEndpoint, KafkaTransport, generation_key
+from kept.kafka_transport import KafkaTransport
 from kept.transport import Outcome
+from kept_wire.kafka import KafkaEndpoint, generation_key
 from tests.kafka.broker import Broker, unique
 
 

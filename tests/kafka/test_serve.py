@@ -29,7 +29,7 @@ def test_intake_goes_through_kafka_into_the_store(broker: Broker, data_dir: Path
         "KEPT_KAFKA_GROUP": unique("g"),
         "KEPT_KAFKA_BATCH_MAX_MS": "100",
     }
-    with serve_process(data_dir, **env) as server:
+    with serve_process(data_dir, None, **env) as server:
         events = []
         for _ in range(50):
             g = generation()
@@ -76,7 +76,7 @@ def test_intake_answers_503_while_kafka_is_unreachable(data_dir: Path) -> None:
         "KEPT_KAFKA_API_VERSION": "0.9",
         "KEPT_KAFKA_TIMEOUT_S": "1",
     }
-    with serve_process(data_dir, **env) as server:
+    with serve_process(data_dir, None, **env) as server:
         answer = server.post([generation()])
         assert answer.status == 503
         assert {k.lower(): v for k, v in answer.headers.items()}["retry-after"] == "5"

@@ -7,10 +7,10 @@ import uuid
 
 import pytest
 
-from kept.ingest.consumer.batching import Batcher
-from kept.ingest.consumer.deadletter import InvalidShare, TooManyInvalid, dead_letter
-from kept.ingest.consumer.decode import Invalid, Message, decode_message
-from kept.ingest.contract import Vote
+from kept_ingest.consumer.batching import Batcher
+from kept_ingest.consumer.deadletter import InvalidShare, TooManyInvalid, dead_letter
+from kept_ingest.consumer.decode import Invalid, Message, decode_message
+from kept_ingest.contract import Vote
 from tests.helpers import feedback, generation
 
 

@@ -1,4 +1,4 @@
-"""kept.demo: the deterministic traffic model, the backfill and the live loop on a fake clock."""
+"""The demo traffic model: deterministic, with a backfill and a live loop on a fake clock."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from kept import demo
-from kept.demo import CHECKPOINTS, SCENARIOS, Generation, pick_scenario, run_demo
-from kept.timeparse import parse_duration
+from kept_cli import demo
+from kept_cli.demo import CHECKPOINTS, SCENARIOS, Generation, pick_scenario, run_demo
+from kept_wire.timespec import parse_duration
 
 T0 = datetime(2024, 6, 1, 12, 0, tzinfo=timezone.utc)
 ACTIONS = {"accept", "copy", "regenerate", "dismiss", "edit"}

@@ -116,7 +116,7 @@ def test_a_failing_redaction_drops_the_event_instead_of_sending_it(
     stats = client.stats()
     assert (stats["dropped_redaction"], stats["sent"], stats["errors"]) == (1, 2, 0)
 
-    odd = make(clients, recorder, redact=lambda text: None)  # type: ignore[arg-type, return-value]
+    odd = make(clients, recorder, redact=lambda text: None)
     odd.log_generation(model="m", output="x")
     assert odd.flush(5) and odd.stats()["dropped_redaction"] == 1
 
@@ -184,7 +184,7 @@ def test_module_level_async_helpers(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_a_bad_redact_argument(clients: list[Client]) -> None:
     recorder = Recorder()
-    client = make(clients, recorder, redact="pii")  # type: ignore[arg-type]
+    client = make(clients, recorder, redact="pii")
     assert not client.vote("g", 1)
     assert client.stats()["dropped_no_transport"] == 1
     with pytest.raises(ValueError, match="redact must be a function"):

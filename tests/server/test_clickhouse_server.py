@@ -15,13 +15,13 @@ from datetime import datetime, timezone
 
 import pytest
 
-from kept.ingest.decode import decode_json_array
-from kept.ingest.metrics import IngestMetrics
-from kept.ingest.rows import to_rows
-from kept.ingest.status import store_status
-from kept.ingest.storage import Store, migrate
-from kept.ingest.storage.migrate import available
-from kept.ingest.writer import BatchWriter
+from kept_ingest.decode import decode_json_array
+from kept_ingest.metrics import IngestMetrics
+from kept_ingest.rows import to_rows
+from kept_ingest.writer import BatchWriter
+from kept_service.status import store_status
+from kept_storage import Store, migrate
+from kept_storage.migrate import available
 from tests.helpers import feedback, generation
 
 URL = os.environ.get("KEPT_TEST_CLICKHOUSE_URL")

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from kept.ingest.contract import MAX_TEXT_CHARS, json_schema
+from kept_ingest.contract import MAX_TEXT_CHARS, json_schema
 from tests.helpers import InProcessServer, feedback, generation, now_iso
 
 GID = "gen-1"

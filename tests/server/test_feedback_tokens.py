@@ -16,16 +16,16 @@ from typing import Any
 
 import pytest
 
-from kept.ingest.datadir import DataDir
-from kept.ingest.feedback_tokens import (
+from kept_ingest.feedback_tokens import (
     BadSignature,
     ExpiredToken,
     MalformedToken,
     mint_token,
     verify_token,
 )
-from kept.ingest.keys import create_key
-from kept.ingest.settings import ServerSettings
+from kept_ingest.keys import create_key
+from kept_service.settings import ServerSettings
+from kept_storage.datadir import DataDir
 from tests.helpers import InProcessServer, Response, feedback, generation, http, serve_process
 
 SECRET = b"a-test-secret-of-enough-length"
@@ -266,6 +266,7 @@ def test_minting_needs_a_project_key_and_a_sane_ttl(server: InProcessServer) -> 
     assert unauthorized.status == 401  # the key is checked before the body
 
     most = server.runtime.settings.feedback_token_max_ttl_s
+    bad: object
     for bad in (
         {"generation_id": "g-1", "ttl_s": 0},
         {"generation_id": "g-1", "ttl_s": -5},

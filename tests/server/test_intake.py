@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from kept.ingest.decode import decode_json_array
-from kept.ingest.metrics import IngestMetrics
-from kept.ingest.rows import to_rows
-from kept.ingest.writer import BatchWriter, Overloaded
+from kept_ingest.decode import decode_json_array
+from kept_ingest.metrics import IngestMetrics
+from kept_ingest.rows import to_rows
+from kept_ingest.writer import BatchWriter, Overloaded
 from tests.helpers import InProcessServer, feedback, generation, serve_process
 
 
@@ -102,7 +102,7 @@ def test_writer_refuses_past_its_bound(server: InProcessServer) -> None:
 def test_overload_answers_429_with_retry_after(data_dir: Path) -> None:
     # A long linger keeps the first request's rows pending while the second arrives.
     env = {"KEPT_PENDING_MAX_ROWS": "5", "KEPT_BATCH_LINGER_MS": "1500"}
-    with serve_process(data_dir, **env) as proc:
+    with serve_process(data_dir, None, **env) as proc:
         results: list[int] = []
         first = threading.Thread(
             target=lambda: results.append(proc.post([generation() for _ in range(5)]).status)

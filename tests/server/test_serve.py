@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from kept.ingest.storage.migrate import available
+from kept_storage.migrate import available
 from tests.helpers import feedback, generation, run_kept, serve_process
 
 pytestmark = pytest.mark.slow

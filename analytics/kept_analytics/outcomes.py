@@ -1,0 +1,230 @@
+"""The outcomes job: fold feedback into one outcome row per generation, incrementally.
+
+Each run reads only rows inserted since the last run (`inserted_at`, set by the server),
+finds the generations they touch, recomputes those generations' outcomes from all of
+their events, and writes the new version together with a cancel row for every live
+previous version (VersionedCollapsingMergeTree). Sums weighted by `sign` are therefore
+exact at any time, and the hourly rollup fed by a materialized view stays exact too.
+
+A run that dies half-way is repaired by the next one: the watermark moves only after
+success, and the next run cancels whatever versions are live, however many.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from datetime import date, datetime, timezone
+from typing import Any
+
+from kept_storage import Store
+
+log = logging.getLogger("kept.analytics")
+
+JOB = "outcomes"
+EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+_OUTCOME_COLUMNS = (
+    "project, gen_ts, generation_id, version, sign, is_first, model, prompt_version, metadata, "
+    "latency_ms, output_tokens, cost_usd, accepted, vote, corrected, correction_similarity, "
+    "survival, actions, scores"
+)
+
+# The generations of one cohort day that this run touches, as a prefix of the tables'
+# sort keys (project, day, generation_id), so the primary index skips other granules.
+_AFFECTED_KEYS = (
+    "(SELECT project, toDate(gen_ts), generation_id FROM analytics_affected "
+    "WHERE toDate(gen_ts) = {day:Date})"
+)
+_AFFECTED_IDS = "(SELECT generation_id FROM analytics_affected WHERE toDate(gen_ts) = {day:Date})"
+
+# Latest event per (generation, type, name, checkpoint), then one row per generation.
+# Feedback happens after its generation; a day of slack covers client clock skew.
+_FEEDBACK = f"""
+SELECT project, generation_id,
+    max(type = 'action' AND name IN {{accept:Array(String)}}) AS accepted,
+    toInt8(anyIf(value, type = 'vote')) AS vote,
+    countIf(type = 'correction') > 0 AS corrected,
+    anyIf(text, type = 'correction') AS correction,
+    mapFromArrays(groupArrayIf(checkpoint_s, type = 'survival'),
+                  groupArrayIf(assumeNotNull(value), type = 'survival')) AS survival,
+    groupArrayIf(name, type = 'action') AS actions,
+    mapFromArrays(groupArrayIf(name, type = 'score'),
+                  groupArrayIf(assumeNotNull(value), type = 'score')) AS scores
+FROM (
+    SELECT project, generation_id, type, name, checkpoint_s,
+        argMax(value, (ts, event_id)) AS value, argMax(text, (ts, event_id)) AS text
+    FROM feedback
+    -- feedback is keyed by its own day; the bloom filter on generation_id prunes instead
+    WHERE toDate(ts) >= {{day:Date}} - 1 AND generation_id IN {_AFFECTED_IDS}
+        AND (project, generation_id) IN (SELECT project, generation_id FROM analytics_affected)
+    GROUP BY project, generation_id, type, name, checkpoint_s
+)
+GROUP BY project, generation_id
+"""
+
+_GENERATIONS = f"""
+SELECT project, generation_id, min(ts) AS gen_ts,
+    argMin(model, inserted_at) AS model, argMin(prompt_version, inserted_at) AS prompt_version,
+    argMin(metadata, inserted_at) AS metadata, argMin(latency_ms, inserted_at) AS latency_ms,
+    argMin(output_tokens, inserted_at) AS output_tokens, argMin(cost_usd, inserted_at) AS cost_usd,
+    argMin(output, inserted_at) AS output, argMin(output_captured, inserted_at) AS output_captured
+FROM generations
+WHERE (project, toDate(ts), generation_id) IN {_AFFECTED_KEYS}
+GROUP BY project, generation_id
+"""
+
+_OUTCOME_KEY = "(project, toDate(gen_ts), generation_id) IN " + _AFFECTED_KEYS
+
+# Live versions: a version whose +1 row has no matching cancel yet. (Aliases differ from
+# the column names: ClickHouse would resolve the WHERE's gen_ts to the aggregate.)
+_LIVE = f"""
+SELECT project, generation_id, version, any(gen_ts) AS l_gen_ts, any(model) AS l_model,
+    any(prompt_version) AS l_prompt_version, any(metadata) AS l_metadata,
+    any(latency_ms) AS l_latency_ms, any(output_tokens) AS l_output_tokens,
+    any(cost_usd) AS l_cost_usd, any(accepted) AS l_accepted, any(vote) AS l_vote,
+    any(corrected) AS l_corrected, any(correction_similarity) AS l_correction_similarity,
+    any(survival) AS l_survival, any(actions) AS l_actions, any(scores) AS l_scores
+FROM outcomes WHERE {_OUTCOME_KEY}
+GROUP BY project, generation_id, version HAVING sum(sign) > 0
+"""
+
+_FOLD = f"""
+INSERT INTO outcomes ({_OUTCOME_COLUMNS})
+SELECT {_OUTCOME_COLUMNS} FROM (
+    SELECT g.project AS project, g.gen_ts AS gen_ts, g.generation_id AS generation_id,
+        {{version:UInt64}} AS version, toInt8(1) AS sign,
+        toUInt8((g.project, g.generation_id) NOT IN (
+            SELECT project, generation_id FROM outcomes WHERE {_OUTCOME_KEY} AND is_first = 1
+        )) AS is_first,
+        g.model AS model, g.prompt_version AS prompt_version, g.metadata AS metadata,
+        g.latency_ms AS latency_ms, g.output_tokens AS output_tokens, g.cost_usd AS cost_usd,
+        toUInt8(f.accepted) AS accepted, f.vote AS vote, toUInt8(f.corrected) AS corrected,
+        if(f.corrected AND g.output_captured,
+           1 - editDistanceUTF8(g.output, f.correction)
+               / greatest(lengthUTF8(g.output), lengthUTF8(f.correction), 1),
+           NULL) AS correction_similarity,
+        f.survival AS survival, f.actions AS actions, f.scores AS scores
+    FROM ({_GENERATIONS}) AS g
+    LEFT JOIN ({_FEEDBACK}) AS f ON g.project = f.project AND g.generation_id = f.generation_id
+    UNION ALL
+    SELECT project, l_gen_ts, generation_id, version, toInt8(-1), toUInt8(0), l_model,
+        l_prompt_version, l_metadata, l_latency_ms, l_output_tokens, l_cost_usd, l_accepted,
+        l_vote, l_corrected, l_correction_similarity, l_survival, l_actions, l_scores
+    FROM ({_LIVE})
+)
+"""
+
+_WINDOW = "inserted_at > {since:DateTime64(3)} AND inserted_at <= {until:DateTime64(3)}"
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """What one run did."""
+
+    since: datetime
+    until: datetime
+    generations: int
+    """Generations whose outcome was recomputed."""
+    days: int
+    """Cohort days they belong to (one fold query each)."""
+    seconds: float
+
+
+class OutcomesJob:
+    """Folds new events into `outcomes`. One job at a time per store (not re-entrant)."""
+
+    def __init__(
+        self,
+        store: Store,
+        accept_actions: tuple[str, ...] = ("accept", "copy"),
+        lag_s: float = 5.0,
+        recent_days: int = 2,
+    ) -> None:
+        self._store = store
+        self._accept = list(accept_actions)
+        self.lag_s = lag_s
+        self._recent_days = recent_days
+
+    def watermark(self) -> datetime:
+        """Rows inserted up to this moment are folded in."""
+        value = self._store.scalar(
+            "SELECT argMax(until, updated_at) FROM analytics_state WHERE job = {j:String}",
+            {"j": JOB},
+        )
+        if not isinstance(value, datetime) or value.replace(tzinfo=timezone.utc) <= EPOCH:
+            return EPOCH
+        return value.replace(tzinfo=timezone.utc)
+
+    def run(self, full: bool = False) -> RunResult:
+        """Fold everything inserted since the last run; `full` rebuilds from scratch."""
+        started = time.perf_counter()
+        if full:
+            for table in ("outcomes", "outcomes_hourly", "analytics_state"):
+                self._store.command(f"TRUNCATE TABLE {table}")
+        since = self.watermark()
+        until: datetime = self._store.scalar(
+            "SELECT now64(3) - toIntervalMillisecond({lag:UInt32})",
+            {"lag": int(self.lag_s * 1000)},
+        ).replace(tzinfo=timezone.utc)
+        window = {"since": since, "until": until}
+        days = self._collect(window)
+        version = time.time_ns()
+        for day in days:
+            self._store.command(_FOLD, {"day": day, "version": version, "accept": self._accept})
+        touched = int(self._store.scalar("SELECT count() FROM analytics_affected") or 0)
+        self._store.command(
+            "INSERT INTO analytics_state (job, until) VALUES ({j:String}, {u:DateTime64(3)})",
+            {"j": JOB, "u": until},
+        )
+        result = RunResult(since, until, touched, len(days), time.perf_counter() - started)
+        if touched:
+            log.info(
+                "outcomes: %d generations over %d days in %.2fs",
+                touched, len(days), result.seconds,
+            )  # fmt: skip
+        return result
+
+    def _collect(self, window: dict[str, Any]) -> list[date]:
+        """Stage the touched generations with their cohort time; returns their days."""
+        store = self._store
+        for table in ("analytics_affected", "analytics_feedback_only"):
+            store.command(f"TRUNCATE TABLE {table}")
+        store.command(
+            "INSERT INTO analytics_affected SELECT project, generation_id, min(ts) "
+            f"FROM generations WHERE {_WINDOW} GROUP BY project, generation_id",
+            window,
+        )
+        # Generations touched only by feedback: their rows are older. Look in recent
+        # cohorts first (the date prunes), then, only for any still missing, everywhere.
+        store.command(
+            "INSERT INTO analytics_feedback_only SELECT DISTINCT project, generation_id "
+            f"FROM feedback WHERE {_WINDOW} AND (project, generation_id) NOT IN "
+            "(SELECT project, generation_id FROM analytics_affected)",
+            window,
+        )
+        only = "(SELECT project, generation_id FROM analytics_feedback_only)"
+        staged = "(SELECT project, generation_id FROM analytics_affected)"
+        missing = (
+            "generation_id IN (SELECT generation_id FROM analytics_feedback_only) "
+            f"AND (project, generation_id) IN {only} AND (project, generation_id) NOT IN {staged}"
+        )
+        if store.scalar("SELECT count() FROM analytics_feedback_only"):
+            store.command(
+                "INSERT INTO analytics_affected SELECT project, generation_id, min(ts) "
+                "FROM generations WHERE ts >= now() - toIntervalDay({recent:UInt32}) "
+                f"AND {missing} GROUP BY project, generation_id",
+                {"recent": self._recent_days},
+            )
+            still_missing = store.scalar(
+                "SELECT count() FROM analytics_feedback_only WHERE (project, generation_id) "
+                "NOT IN (SELECT project, generation_id FROM analytics_affected)"
+            )
+            if still_missing:
+                store.command(
+                    "INSERT INTO analytics_affected SELECT project, generation_id, min(ts) "
+                    f"FROM generations WHERE {missing} GROUP BY project, generation_id"
+                )
+        rows = store.rows("SELECT DISTINCT toDate(gen_ts) AS d FROM analytics_affected ORDER BY d")
+        return [r[0] for r in rows]

@@ -1,0 +1,82 @@
+"""Report parameters as they arrive from HTTP query strings or the CLI → a ReportSpec.
+
+One parser for both, so `kept report` and `GET /v1/report` accept exactly the same
+inputs and give the same errors.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+
+from pydantic import ValidationError
+
+from kept_analytics.report import ReportSpec
+from kept_wire.timespec import parse_instant
+
+Params = Mapping[str, Sequence[str]]
+
+
+class InvalidQuery(ValueError):
+    """A report parameter is wrong; the message says which and how."""
+
+
+def one(params: Params, name: str) -> str | None:
+    values = params.get(name) or ()
+    return values[-1] if values else None
+
+
+def many(params: Params, name: str) -> tuple[str, ...]:
+    """Repeated parameters and comma-separated lists both work."""
+    return tuple(
+        part.strip() for v in params.get(name, ()) for part in v.split(",") if part.strip()
+    )
+
+
+def spec_from_params(
+    params: Params,
+    *,
+    threshold: float,
+    checkpoints: tuple[int, ...],
+    now: datetime | None = None,
+) -> ReportSpec:
+    """Build the spec; `since` defaults to 7 days ago, `until` to now."""
+    known = {"since", "until", "by", "project", "model", "prompt_version", "threshold", "exact"}
+    unknown = [k for k in params if k not in known and not k.startswith("metadata.")]
+    if unknown:
+        raise InvalidQuery(f"unknown parameter(s): {', '.join(sorted(unknown))}")
+    try:
+        since = parse_instant(one(params, "since") or "7d", now)
+        until = parse_instant(one(params, "until") or "now", now)
+        raw_threshold = one(params, "threshold")
+        exact = (one(params, "exact") or "false").lower()
+        if exact not in ("true", "false", "1", "0"):
+            raise InvalidQuery("exact must be true or false")
+        if since >= until:
+            raise InvalidQuery(
+                f"since ({since.isoformat()}) must be before until ({until.isoformat()})"
+            )
+        return ReportSpec(
+            since=since,
+            until=until,
+            by=many(params, "by"),
+            project=one(params, "project"),
+            models=many(params, "model"),
+            prompt_versions=many(params, "prompt_version"),
+            metadata={
+                k.removeprefix("metadata."): v[-1]
+                for k, v in params.items()
+                if k.startswith("metadata.") and v
+            },
+            threshold=float(raw_threshold) if raw_threshold is not None else threshold,
+            checkpoints=checkpoints,
+            exact=exact in ("true", "1"),
+        )
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "query"
+        raise InvalidQuery(f"{where}: {first['msg'].removeprefix('Value error, ')}") from None
+    except InvalidQuery:
+        raise
+    except ValueError as exc:
+        raise InvalidQuery(str(exc)) from None

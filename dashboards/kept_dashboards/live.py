@@ -1,0 +1,145 @@
+"""Panel data for the built-in page: the spec's SQL with typed parameters, and service
+health read from the server's own Prometheus registry."""
+
+from __future__ import annotations
+
+import math
+import re
+from datetime import date, datetime, timedelta, timezone
+from typing import Any
+
+from prometheus_client import CollectorRegistry
+
+from kept_dashboards.catalog import QUALITY
+from kept_dashboards.filters import VARIABLES
+from kept_dashboards.macros import Window, parameters, typed_sql
+from kept_dashboards.spec import ALL, Panel, Variable, layout
+from kept_storage import Store
+
+_RELATIVE = re.compile(r"^now(?:-(\d{1,6})([smhdw]))?$")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+MAX_VALUE_LEN = 256
+
+
+class BadWindow(ValueError):
+    """A time range or filter value the page cannot use."""
+
+
+def parse_time(value: str, now: datetime) -> datetime:
+    """`now`, `now-6h` (s, m, h, d, w), epoch milliseconds, or ISO 8601."""
+    match = _RELATIVE.match(value)
+    if match:
+        amount = int(match[1] or 0) * _UNITS[match[2] or "s"]
+        return now - timedelta(seconds=amount)
+    if value.isdigit():
+        return datetime.fromtimestamp(int(value) / 1000, timezone.utc)
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise BadWindow(f"not a time: {value!r} (use now-6h, epoch ms or ISO 8601)") from exc
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+def window(query: dict[str, str], project: str | None = None) -> Window:
+    """The window of a request's `from`, `to` and variables; `project` forces one."""
+    now = datetime.now(timezone.utc)
+    start = parse_time(query.get("from") or "now-24h", now)
+    end = parse_time(query.get("to") or "now", now)
+    if end <= start:
+        raise BadWindow("`from` must be before `to`")
+    values: dict[str, str] = {}
+    for name in VARIABLES:
+        value = query.get(name) or ALL
+        if len(value) > MAX_VALUE_LEN:
+            raise BadWindow(f"{name} is longer than {MAX_VALUE_LEN} characters")
+        values[name] = value
+    if project is not None:
+        values["project"] = project
+    return Window(start, end, values)
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return int(value.replace(tzinfo=value.tzinfo or timezone.utc).timestamp() * 1000)
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def run_sql(store: Store, sql: str, win: Window) -> list[list[Any]]:
+    """Rows of a spec query, times as epoch milliseconds."""
+    rows = store.rows(typed_sql(sql), parameters(win))
+    return [[_json_value(v) for v in row] for row in rows]
+
+
+def _samples(registry: CollectorRegistry, name: str) -> list[tuple[str, dict[str, str], float]]:
+    return [
+        (s.name, s.labels, s.value)
+        for metric in registry.collect()
+        for s in metric.samples
+        if s.name.startswith(name)
+    ]
+
+
+def _p95(samples: list[tuple[str, dict[str, str], float]]) -> float | None:
+    buckets = sorted(
+        (float(labels["le"]), value) for name, labels, value in samples if name.endswith("_bucket")
+    )
+    if not buckets or buckets[-1][1] <= 0:
+        return None
+    wanted = 0.95 * buckets[-1][1]
+    return next(bound for bound, count in buckets if count >= wanted)
+
+
+def local_metric(registry: CollectorRegistry, panel: Panel) -> dict[str, Any]:
+    """A health panel's current value: counters as totals (the page derives rates)."""
+    samples = _samples(registry, panel.local)
+    if panel.local.endswith("_seconds"):
+        return {"kind": "gauge", "value": _p95(samples)}
+    kind = "counter" if panel.local.endswith("_total") else "gauge"
+    value = sum(v for name, _, v in samples if name == panel.local)
+    return {"kind": kind, "value": value}
+
+
+def panel_data(store: Store, registry: CollectorRegistry, panel: Panel, win: Window) -> Any:
+    """`{"columns": [...], "rows": [[...]]}` for SQL panels, `{"kind", "value"}` for health."""
+    if panel.source == "prometheus":
+        return {"columns": list(panel.columns), **local_metric(registry, panel)}
+    return {"columns": list(panel.columns), "rows": run_sql(store, panel.sql, win)}
+
+
+def variable_values(store: Store, variable: Variable, win: Window) -> list[str]:
+    """The values a filter offers in the window (under the other filters)."""
+    return [str(row[0]) for row in run_sql(store, variable.sql, win)]
+
+
+def page_spec() -> dict[str, Any]:
+    """What the page needs to lay out and format the panels (no SQL)."""
+    positions = layout(QUALITY)
+    rows = []
+    for row in QUALITY.rows:
+        panels = []
+        for p in row.panels:
+            _, _, w, h = positions[p.id]
+            panels.append(
+                {
+                    "id": p.id,
+                    "title": p.title,
+                    "description": p.description,
+                    "viz": p.viz,
+                    "columns": list(p.columns),
+                    "unit": p.unit,
+                    "decimals": p.decimals,
+                    "min": p.min,
+                    "max": p.max,
+                    "source": p.source,
+                    "w": w,
+                    "h": h,
+                    "thresholds": [{"value": t.value, "color": t.color} for t in p.thresholds],
+                }
+            )
+        rows.append({"title": row.title, "panels": panels})
+    variables = [{"name": v.name, "label": v.label} for v in QUALITY.variables]
+    return {"uid": QUALITY.uid, "title": QUALITY.title, "rows": rows, "variables": variables}

@@ -1,0 +1,166 @@
+"""kafka-python behind a small interface: poll, pause, commit, lag and dead letters.
+
+The only module of the consumer that touches kafka-python (which has no type stubs),
+so the pipeline reads in terms of `Message` and `(topic, partition)` pairs.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from kept_ingest.consumer.batching import Partition
+from kept_ingest.consumer.deadletter import DeadLetters
+from kept_ingest.consumer.decode import MAX_MESSAGE_BYTES, Message
+from kept_ingest.kafka_settings import KafkaSettings
+from kept_wire.kafka import KafkaEndpoint, close_producer, make_producer, probe_version
+
+log = logging.getLogger("kept.consumer")
+
+
+class _Listener:
+    """Rebalance callbacks (registered as a kafka ConsumerRebalanceListener).
+
+    kafka-python 3 calls them on its network thread, where nothing may block: they only
+    log and forget positions. The pipeline commits only partitions it holds at the time.
+    """
+
+    def __init__(self, io: KafkaIO) -> None:
+        self._io = io
+
+    def on_partitions_revoked(self, revoked: Any) -> None:
+        self._io.revoked({(tp.topic, tp.partition) for tp in revoked})
+
+    def on_partitions_assigned(self, assigned: Any) -> None:
+        self._io.assigned({(tp.topic, tp.partition) for tp in assigned})
+
+
+class KafkaIO:
+    """The group consumer of the event topic and the producer of the dead-letter topic."""
+
+    def __init__(self, settings: KafkaSettings, max_poll_records: int) -> None:
+        from kafka import ConsumerRebalanceListener, KafkaConsumer
+
+        ConsumerRebalanceListener.register(_Listener)
+        servers = settings.kafka_servers()
+        timeout = settings.kafka_timeout_s
+        version = settings.kafka_version() or probe_version(servers, timeout)
+        self.version = version
+        self._max_poll_records = max_poll_records
+        self._positions: dict[Partition, int] = {}
+        self._broker_down = False
+        self._consumer = KafkaConsumer(
+            bootstrap_servers=servers,
+            group_id=settings.kafka_group,
+            client_id="kept-consumer",
+            api_version=version,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            # At least the largest message a broker takes, or consumption could stall on it.
+            max_partition_fetch_bytes=MAX_MESSAGE_BYTES,
+            request_timeout_ms=max(int(timeout * 1000), 30_000),
+        )
+        producer = None
+        try:
+            endpoint = KafkaEndpoint(
+                bootstrap=tuple(servers), topic=settings.kafka_dlq_topic, api_version=version
+            )
+            producer = make_producer(endpoint, version, timeout)
+            self.dead_letters = DeadLetters(
+                producer, settings.kafka_dlq_topic, settings.kafka_dlq_max_original_bytes, timeout
+            )
+            # A group that subscribes to a topic that does not exist yet is assigned nothing
+            # and sees the topic only at its next metadata refresh (minutes). Ask for both
+            # topics first (the first dead letter must not wait for its topic to be made):
+            # brokers that auto-create topics create them; others raise after the timeout,
+            # and the caller retries.
+            producer.partitions_for(settings.kafka_topic)
+            producer.partitions_for(settings.kafka_dlq_topic)
+            self._consumer.subscribe([settings.kafka_topic], listener=_Listener(self))
+        except BaseException:
+            if producer is not None:
+                close_producer(producer, 0)
+            self._consumer.close(autocommit=False)
+            raise
+
+    def poll(self, timeout_s: float) -> list[Message]:
+        """Messages from the partitions not paused, in offset order per partition.
+
+        While the broker is unreachable this returns nothing (after waiting out the
+        timeout) instead of raising: the consumer holds its place and resumes when the
+        broker is back; nothing was read, so nothing is lost or skipped.
+        """
+        from kafka.errors import KafkaError
+
+        try:
+            records = self._consumer.poll(
+                timeout_ms=int(timeout_s * 1000), max_records=self._max_poll_records
+            )
+        except KafkaError as exc:
+            if not self._broker_down:
+                log.warning("Kafka unreachable (%s); waiting for it to come back", exc)
+            self._broker_down = True
+            time.sleep(max(timeout_s, 0.5))
+            return []
+        if self._broker_down:
+            log.info("Kafka reachable again")
+            self._broker_down = False
+        messages = []
+        for tp, batch in records.items():
+            for r in batch:
+                messages.append(Message(tp.topic, tp.partition, r.offset, r.value, r.key))
+            if batch:
+                self._positions[(tp.topic, tp.partition)] = batch[-1].offset + 1
+        return messages
+
+    def pause(self) -> None:
+        """Fetch nothing more until `resume` (the group membership stays alive)."""
+        self._consumer.pause(*self._consumer.assignment())
+
+    def resume(self) -> None:
+        self._consumer.resume(*self._consumer.paused())
+
+    def assignment(self) -> set[Partition]:
+        return {(tp.topic, tp.partition) for tp in self._consumer.assignment()}
+
+    def commit(self, offsets: dict[Partition, int]) -> None:
+        """Commit `offsets` (the next offset to read, per partition); raises on failure."""
+        from kafka import OffsetAndMetadata, TopicPartition
+
+        if offsets:
+            self._consumer.commit(
+                {
+                    TopicPartition(t, p): OffsetAndMetadata(o, "", -1)
+                    for (t, p), o in offsets.items()
+                }
+            )
+
+    def lag(self) -> dict[Partition, int]:
+        """Messages not yet consumed per assigned partition (from the last fetch's watermark)."""
+        from kafka import TopicPartition
+
+        lags = {}
+        for partition in self.assignment():
+            position = self._positions.get(partition)
+            try:
+                highwater = self._consumer.highwater(TopicPartition(*partition))
+            except Exception:  # reassigned meanwhile
+                highwater = None
+            if position is not None and highwater is not None:
+                lags[partition] = max(highwater - position, 0)
+        return lags
+
+    def revoked(self, partitions: set[Partition]) -> None:
+        for partition in partitions:
+            self._positions.pop(partition, None)
+
+    def assigned(self, partitions: set[Partition]) -> None:
+        log.info("assigned %s", ", ".join(f"{t}[{p}]" for t, p in sorted(partitions)) or "nothing")
+
+    def close(self) -> None:
+        """Leave the group and disconnect (offsets are committed by the pipeline only)."""
+        try:
+            self.dead_letters.close()
+        finally:
+            self._consumer.close(autocommit=False)

@@ -1,0 +1,176 @@
+"""Validated events → column-oriented rows for the two event tables (a pure function)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from kept_ingest.contract import (
+    Action,
+    Correction,
+    Event,
+    Generation,
+    Score,
+    Survival,
+    Vote,
+)
+
+GENERATION_COLUMNS = (
+    "project", "ts", "generation_id", "event_id", "received_at", "user_id", "session_id",
+    "model", "prompt_version", "input_format", "input", "output_captured", "output",
+    "latency_ms", "input_tokens", "output_tokens", "cost_usd", "metadata",
+)  # fmt: skip
+FEEDBACK_COLUMNS = (
+    "project", "ts", "generation_id", "type", "event_id", "received_at", "user_id",
+    "session_id", "name", "value", "text", "comment", "source", "checkpoint_s",
+)  # fmt: skip
+
+
+@dataclass
+class Columns:
+    """Column-oriented rows of one table, ready for `Store.insert_columns`."""
+
+    names: tuple[str, ...]
+    data: dict[str, list[Any]] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.data = {n: [] for n in self.names}
+
+    def __len__(self) -> int:
+        return len(self.data[self.names[0]])
+
+    def append(self, row: tuple[Any, ...]) -> None:
+        for name, value in zip(self.names, row, strict=True):
+            self.data[name].append(value)
+
+    def extend_rows(self, rows: list[tuple[Any, ...]]) -> None:
+        """Append many rows at once (transposed in one pass: cheaper than row by row)."""
+        if rows:
+            for name, column in zip(self.names, zip(*rows, strict=True), strict=True):
+                self.data[name].extend(column)
+
+    def extend(self, other: Columns) -> None:
+        for name in self.names:
+            self.data[name].extend(other.data[name])
+
+    def keep(self, mask: list[bool]) -> Columns:
+        """A copy with only the rows whose mask entry is true."""
+        out = Columns(self.names)
+        for name in self.names:
+            out.data[name] = [v for v, k in zip(self.data[name], mask, strict=True) if k]
+        return out
+
+
+@dataclass
+class EventRows:
+    """The rows that a batch of events becomes."""
+
+    generations: Columns = field(default_factory=lambda: Columns(GENERATION_COLUMNS))
+    feedback: Columns = field(default_factory=lambda: Columns(FEEDBACK_COLUMNS))
+
+    def __len__(self) -> int:
+        return len(self.generations) + len(self.feedback)
+
+    def extend(self, other: EventRows) -> None:
+        self.generations.extend(other.generations)
+        self.feedback.extend(other.feedback)
+
+
+def _input(event: Generation) -> tuple[str, str]:
+    if event.input is None:
+        return "none", ""
+    if isinstance(event.input, str):
+        return "text", event.input
+    messages = [{"role": m.role, "content": m.content} for m in event.input]
+    return "chat", json.dumps(messages, ensure_ascii=False, separators=(",", ":"))
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_MILLISECOND = timedelta(milliseconds=1)
+
+
+def ticks(moment: datetime) -> int:
+    """A DateTime64(3) value as its integer ticks (ms since the epoch, exact).
+
+    The rows carry ticks rather than datetimes: the driver writes ints as they are, and
+    converting datetimes one by one was a tenth of the insert's cost.
+    """
+    return (moment - _EPOCH) // _MILLISECOND
+
+
+def _generation_row(e: Generation, project: str, received_at: int) -> tuple[Any, ...]:
+    input_format, input_text = _input(e)
+    return (
+        project, ticks(e.ts), e.generation_id, e.event_id, received_at, e.user_id or "",
+        e.session_id or "", e.model, e.prompt_version or "", input_format, input_text,
+        e.output is not None, e.output or "", e.latency_ms, e.input_tokens, e.output_tokens,
+        e.cost_usd, e.metadata,
+    )  # fmt: skip
+
+
+# (name, value, text, comment, source, checkpoint_s) of each feedback type. Dispatch on
+# the exact type: isinstance on pydantic models costs a Python call each.
+_Fields = tuple[str, float | None, str, str, str, int]
+
+
+def _vote(e: Vote) -> _Fields:
+    return "", float(e.value), "", e.comment or "", "", 0
+
+
+def _action(e: Action) -> _Fields:
+    if isinstance(e.value, str):
+        return e.name, None, e.value, "", "", 0
+    return e.name, None if e.value is None else float(e.value), "", "", "", 0
+
+
+def _correction(e: Correction) -> _Fields:
+    return "", None, e.text, "", "", 0
+
+
+def _survival(e: Survival) -> _Fields:
+    return "", e.score, "", "", "", e.checkpoint_s
+
+
+def _score(e: Score) -> _Fields:
+    return e.name, e.value, "", e.comment or "", e.source, 0
+
+
+_FEEDBACK_FIELDS: dict[type[Any], Callable[[Any], _Fields]] = {
+    Vote: _vote,
+    Action: _action,
+    Correction: _correction,
+    Survival: _survival,
+    Score: _score,
+}
+
+
+def _feedback_row(e: Event, project: str, received_at: int) -> tuple[Any, ...]:
+    fields = _FEEDBACK_FIELDS[type(e)](e)
+    return (
+        project, ticks(e.ts), e.generation_id, e.type, e.event_id, received_at, e.user_id or "",
+        e.session_id or "", *fields,
+    )  # fmt: skip
+
+
+def to_rows(
+    events: Iterable[Event], received_at: datetime, project: str | None = None
+) -> EventRows:
+    """Rows for `events`; `project` overrides the events' own (HTTP: the key decides it)."""
+    received = ticks(received_at)
+    generations: list[tuple[Any, ...]] = []
+    feedback: list[tuple[Any, ...]] = []
+    for event in events:
+        owner = project or event.project
+        if owner is None:
+            raise ValueError("an event without a project reached the row mapper")
+        if type(event) is Generation:
+            generations.append(_generation_row(event, owner, received))
+        else:
+            feedback.append(_feedback_row(event, owner, received))
+    rows = EventRows()
+    rows.generations.extend_rows(generations)
+    rows.feedback.extend_rows(feedback)
+    return rows

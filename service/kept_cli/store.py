@@ -1,0 +1,164 @@
+"""Commands that run or look after the service: serve, keys, migrate, status, schema, consume."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from kept_cli.common import (
+    CliError,
+    add_data_args,
+    config_error,
+    remote_for,
+    server_imports,
+    server_settings,
+    with_local_store,
+)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    server_imports()
+    from kept_service.server import serve
+    from kept_storage.datadir import DataDirBusy
+
+    settings = server_settings(data=args.data, host=args.host, port=args.port)
+    try:
+        serve(settings)
+    except DataDirBusy as exc:
+        raise CliError(f"{exc}. Stop it, or use another --data.") from None
+    return 0
+
+
+def cmd_keys_create(args: argparse.Namespace) -> int:
+    remote = remote_for(args)
+    if remote is not None:
+        key = remote.call("POST", "/v1/admin/keys", {"project": args.project})["key"]
+    else:
+        from kept_ingest.keys import create_key, validate_project
+
+        try:
+            validate_project(args.project)
+        except ValueError as exc:
+            raise CliError(str(exc)) from None
+        key = with_local_store(args, lambda store: create_key(store, args.project))
+    print(f"created a key for project {args.project!r}; it is shown only once:", file=sys.stderr)
+    print(key)
+    return 0
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    remote = remote_for(args)
+    if remote is not None:
+        result = remote.call("POST", "/v1/admin/migrate")
+        applied, version = result["applied"], result["version"]
+    else:
+        from kept_storage.migrate import current_version, migrate
+
+        def run(store: Any) -> tuple[list[str], int]:
+            names = [f"{m.version:04d}_{m.name}" for m in migrate(store)]
+            return names, current_version(store)
+
+        applied, version = with_local_store(args, run)
+    print(f"schema version {version}; applied now: {', '.join(applied) or 'nothing'}")
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    remote = remote_for(args)
+    if remote is not None:
+        status = remote.call("GET", "/v1/admin/status")
+    else:
+        from kept_service.status import store_status
+
+        status = with_local_store(args, lambda store: store_status(store).model_dump())
+    if args.format == "json":
+        print(json.dumps(status, indent=2))
+        return 0
+    print(f"schema version {status['schema_version']}, {status['keys']} key(s)")
+    print(f"{'project':<24}{'generations':>14}{'feedback':>14}")
+    for p in status["projects"]:
+        print(f"{p['project']:<24}{p['generations']:>14}{p['feedback']:>14}")
+    print(f"{'total':<24}{status['generations']:>14}{status['feedback']:>14}")
+    return 0
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    server_imports()
+    from kept_ingest.contract import json_schema_text
+
+    print(json_schema_text())
+    return 0
+
+
+def cmd_consume(args: argparse.Namespace) -> int:
+    server_imports()
+    try:
+        import kafka  # noqa: F401
+    except ImportError:
+        raise CliError("kept consume needs kafka-python: pip install 'kept[server]'") from None
+    from pydantic import ValidationError
+
+    from kept_ingest.consumer.service import ConsumerStopped, run_consume
+    from kept_ingest.consumer.settings import consumer_settings
+    from kept_storage.datadir import DataDirBusy
+
+    try:
+        settings = consumer_settings(
+            data=args.data,
+            kafka=args.kafka,
+            kafka_topic=args.topic,
+            kafka_group=args.group,
+            metrics_port=args.metrics_port,
+        )
+    except ValidationError as exc:
+        raise config_error(exc) from None
+    try:
+        run_consume(settings)
+    except DataDirBusy as exc:
+        raise CliError(
+            f"{exc}. A kept serve with KEPT_KAFKA set consumes by itself; or use another "
+            "--data, or KEPT_DSN for a ClickHouse server."
+        ) from None
+    except ConsumerStopped as exc:
+        raise CliError(str(exc)) from None
+    return 0
+
+
+def add_commands(sub: Any) -> None:
+    p = sub.add_parser("serve", help="run the whole service on this machine")
+    add_data_args(p, url=False)
+    p.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, help="port to listen on (default 8787)")
+    p.set_defaults(func=cmd_serve)
+
+    keys = sub.add_parser("keys", help="project keys").add_subparsers(
+        dest="keys_command", required=True
+    )
+    p = keys.add_parser("create", help="create a project key (printed as the last line)")
+    p.add_argument("--project", required=True)
+    add_data_args(p)
+    p.set_defaults(func=cmd_keys_create)
+
+    p = sub.add_parser("migrate", help="apply database migrations")
+    add_data_args(p)
+    p.set_defaults(func=cmd_migrate)
+
+    p = sub.add_parser("status", help="what the store holds")
+    add_data_args(p)
+    p.add_argument("--format", choices=["table", "json"], default="table")
+    p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("schema", help="print the event JSON Schema")
+    p.set_defaults(func=cmd_schema)
+
+    p = sub.add_parser("consume", help="consume events from Kafka into ClickHouse")
+    p.add_argument("--data", help="data directory of the embedded store (default: $KEPT_DATA)")
+    p.add_argument("--kafka", help="bootstrap servers host:9092,... (default: $KEPT_KAFKA)")
+    p.add_argument("--topic", help="event topic (default: $KEPT_KAFKA_TOPIC or kept.events)")
+    p.add_argument("--group", help="consumer group (default: $KEPT_KAFKA_GROUP or kept-ingest)")
+    p.add_argument(
+        "--metrics-port", type=int, help="port of /metrics (default: $KEPT_METRICS_PORT or 9464)"
+    )
+    p.set_defaults(func=cmd_consume)

@@ -1,0 +1,146 @@
+"""Configuration of the kept server (`kept serve`), from `KEPT_*` environment variables."""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, SecretStr, ValidationInfo, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from kept_ingest.kafka_settings import KafkaSettings
+from kept_storage import chdb_dsn
+from kept_storage.datadir import DataDir
+
+
+class ServerSettings(KafkaSettings, BaseSettings):
+    """Every setting has a default that runs on one machine with no configuration.
+
+    The `KEPT_KAFKA*` fields come from KafkaSettings (shared with `kept consume`).
+    """
+
+    model_config = SettingsConfigDict(env_prefix="KEPT_", extra="ignore")
+
+    data: Path = Field(
+        Path("kept-data"), description="Data directory (embedded store, keys, lock)."
+    )
+    dsn: str | None = Field(
+        None,
+        description="ClickHouse DSN: chdb:///abs/dir or http(s)://user:pass@host:8123. "
+        "Default: the embedded store in <data>/clickhouse.",
+    )
+    database: str = Field("kept", pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+    host: str = "127.0.0.1"
+    port: int = Field(8787, ge=1, le=65535)
+    max_body_bytes: int = Field(10 * 1024 * 1024, ge=1024, description="Larger bodies get 413.")
+    max_events_per_request: int = Field(10_000, ge=1, description="More events get 413.")
+    batch_max_rows: int = Field(50_000, ge=1, description="Most rows one insert carries.")
+    pending_max_rows: int = Field(
+        200_000, ge=1, description="Rows waiting for insert before intake answers 429."
+    )
+    batch_linger_ms: float = Field(
+        0.0, ge=0, description="Extra wait to grow a batch; inserts already group requests."
+    )
+    dedup_window_ids: int = Field(
+        500_000,
+        ge=0,
+        description="Recently stored event ids kept in memory to skip retries (~90 bytes each).",
+    )
+    create_demo_key: bool = Field(True, description="Create a `demo` project key on first start.")
+    accept_actions: Annotated[tuple[str, ...], NoDecode] = Field(
+        ("accept", "copy"),
+        description="Action names that count as acceptance (comma-separated). "
+        "Changing them needs `kept analytics run --full`.",
+    )
+    kept_threshold: float = Field(
+        0.5, ge=0, le=1, description="Survival score from which output counts as kept."
+    )
+    survival_checkpoints: Annotated[tuple[int, ...], NoDecode] = Field(
+        (30, 120, 300, 600, 900), description="Checkpoints (seconds) that reports show."
+    )
+    analytics_interval_s: float = Field(
+        10.0, ge=0, description="How often the outcomes job runs inside kept serve (0: never)."
+    )
+    analytics_lag_s: float = Field(
+        5.0,
+        ge=0,
+        description="The job leaves out rows inserted in the last seconds (inserts in flight).",
+    )
+    admin_token: str | None = Field(
+        None, description="Token for /v1/admin; default: generated in <data>/admin-token."
+    )
+    feedback_secret: SecretStr | None = Field(
+        None,
+        description="Secret that signs feedback tokens (at least 16 characters); default: "
+        "generated in <data>/feedback-secret. Replicas behind one address must share it.",
+    )
+    feedback_token_ttl_s: int = Field(
+        3600, ge=1, description="Lifetime of a feedback token when the request names none."
+    )
+    feedback_token_max_ttl_s: int = Field(
+        7 * 86_400, ge=1, description="Longest lifetime a feedback token may be minted for."
+    )
+    feedback_origins: Annotated[tuple[str, ...], NoDecode] = Field(
+        ("*",),
+        description="Web origins allowed to send feedback from a browser (comma-separated, "
+        "e.g. https://app.example.com), or * for any.",
+    )
+    feedback_max_body_bytes: int = Field(
+        1024 * 1024, ge=1024, description="Larger /v1/feedback bodies get 413."
+    )
+    log_level: str = "info"
+
+    @field_validator("accept_actions", "survival_checkpoints", "feedback_origins", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("feedback_secret")
+    @classmethod
+    def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value().strip()) < 16:
+            raise ValueError("must be at least 16 characters (e.g. `openssl rand -base64 32`)")
+        return value
+
+    @field_validator("feedback_origins")
+    @classmethod
+    def _origins(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        origins = tuple(origin.rstrip("/") for origin in value)
+        for origin in origins:
+            if origin != "*" and not re.fullmatch(r"https?://[^/\s]+", origin):
+                raise ValueError(f"{origin!r} is not an origin like https://app.example.com")
+        return origins
+
+    @field_validator("feedback_token_max_ttl_s")
+    @classmethod
+    def _max_covers_default(cls, value: int, info: ValidationInfo) -> int:
+        if value < info.data.get("feedback_token_ttl_s", 0):
+            raise ValueError("must not be below KEPT_FEEDBACK_TOKEN_TTL_S")
+        return value
+
+    def feedback_key(self, data_dir: DataDir) -> bytes:
+        """The secret that signs feedback tokens: the setting, or the data directory's."""
+        if self.feedback_secret is not None:
+            return self.feedback_secret.get_secret_value().strip().encode()
+        return data_dir.feedback_secret()
+
+    def store_dir_dsn(self, data_dir: DataDir) -> str:
+        """The configured DSN, or the embedded store inside the data directory."""
+        return self.dsn or chdb_dsn(data_dir.store_dir)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> ServerSettings:
+    """The process's settings, read once from the environment."""
+    return ServerSettings()
+
+
+def settings_with(**overrides: object) -> ServerSettings:
+    """The environment's settings with command-line values (those not None) on top."""
+    base = get_settings()
+    given = {k: v for k, v in overrides.items() if v is not None}
+    return ServerSettings.model_validate(base.model_dump() | given) if given else base

@@ -1,0 +1,194 @@
+"""The one place that talks to ClickHouse (clickhouse-connect), embedded or server.
+
+The DSN is the only switch: `chdb:///abs/dir` runs the ClickHouse engine in-process
+(one process owns a directory), `http(s)://user:pass@host:8123` talks to a server.
+Each thread gets its own client, as clickhouse-connect clients are not meant to be
+shared across threads and chDB serialises calls per handle.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Generator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import clickhouse_connect
+from clickhouse_connect.driver.client import Client
+from clickhouse_connect.driver.exceptions import ClickHouseError, OperationalError
+
+from kept_storage.errors import StorageError, StorageLocked, StorageUnavailable
+
+log = logging.getLogger("kept.storage")
+
+
+def chdb_dsn(directory: Path) -> str:
+    """The DSN of an embedded store kept in `directory`."""
+    return f"chdb://{directory.resolve()}"
+
+
+def _translate(exc: Exception, dsn: str) -> StorageError:
+    text = str(exc)
+    if "chdb" in dsn.split(":", 1)[0] and (
+        "Cannot lock file" in text or "Error initializing EmbeddedServer" in text
+    ):
+        return StorageLocked(
+            f"the embedded store {dsn.removeprefix('chdb://')} is held by another process "
+            "(a running `kept serve`?). Stop it, or go through its HTTP API with --url."
+        )
+    if isinstance(exc, OperationalError) or "Connection refused" in text:
+        return StorageUnavailable(f"ClickHouse at {_redact(dsn)} is unavailable: {text}")
+    return StorageError(text)
+
+
+def _redact(dsn: str) -> str:
+    scheme, sep, rest = dsn.partition("://")
+    if "@" in rest:
+        rest = "***@" + rest.split("@", 1)[1]
+    return scheme + sep + rest
+
+
+class Store:
+    """Typed, parameterised access to the kept database; translates driver errors."""
+
+    def __init__(self, dsn: str, database: str = "kept") -> None:
+        self.dsn = dsn
+        self.database = database
+        self._local = threading.local()
+        self._clients: list[Client] = []
+        self._lock = threading.Lock()
+        self._closed = False
+        self._column_types: dict[str, dict[str, str]] = {}
+        with self._translated():
+            bootstrap = self._connect(database=None)
+            try:
+                bootstrap.command(f"CREATE DATABASE IF NOT EXISTS `{database}`")
+            finally:
+                bootstrap.close()
+
+    def _connect(self, database: str | None) -> Client:
+        kwargs: dict[str, Any] = {"dsn": self.dsn}
+        if database is not None:
+            kwargs["database"] = database
+        if not self.dsn.startswith("chdb:"):
+            kwargs["compress"] = "lz4"
+        return clickhouse_connect.get_client(**kwargs)
+
+    @property
+    def embedded(self) -> bool:
+        return self.dsn.startswith("chdb:")
+
+    def client(self) -> Client:
+        """This thread's client, created on first use."""
+        client: Client | None = getattr(self._local, "client", None)
+        if client is None:
+            if self._closed:
+                raise StorageUnavailable("the store is closed")
+            with self._translated():
+                client = self._connect(self.database)
+            self._local.client = client
+            with self._lock:
+                self._clients.append(client)
+        return client
+
+    def _translated(self) -> _Translate:
+        return _Translate(self.dsn)
+
+    def command(self, sql: str, parameters: Mapping[str, Any] | None = None) -> None:
+        with self._translated():
+            self.client().command(sql, parameters=dict(parameters or {}))
+
+    def rows(self, sql: str, parameters: Mapping[str, Any] | None = None) -> list[tuple[Any, ...]]:
+        """Run a query with typed `{name:Type}` parameters and return its rows."""
+        with self._translated():
+            result = self.client().query(sql, parameters=dict(parameters or {}))
+            return [tuple(r) for r in result.result_rows]
+
+    def stream_rows(
+        self,
+        sql: str,
+        parameters: Mapping[str, Any] | None = None,
+        block_rows: int = 10_000,
+    ) -> Generator[tuple[Any, ...], None, None]:
+        """Rows of a query with typed parameters, read in blocks of about `block_rows`,
+        so memory stays flat however many rows the query returns. Close the iterator (or
+        exhaust it) to end the query; use it from one thread."""
+        with self._translated():
+            stream = self.client().query_row_block_stream(
+                sql, parameters=dict(parameters or {}), settings={"max_block_size": block_rows}
+            )
+        with stream:
+            blocks = iter(stream)
+            while True:
+                with self._translated():
+                    block = next(blocks, None)
+                if block is None:
+                    return
+                for row in block:
+                    yield tuple(row)
+
+    def scalar(self, sql: str, parameters: Mapping[str, Any] | None = None) -> Any:
+        rows = self.rows(sql, parameters)
+        return rows[0][0] if rows else None
+
+    def column_types(self, table: str) -> dict[str, str]:
+        """Column name → type name, read once per table (tables change only by migration)."""
+        types = self._column_types.get(table)
+        if types is None:
+            rows = self.rows(
+                "SELECT name, type FROM system.columns WHERE database = {d:String} "
+                "AND table = {t:String} ORDER BY position",
+                {"d": self.database, "t": table},
+            )
+            types = {str(n): str(t) for n, t in rows}
+            self._column_types[table] = types
+        return types
+
+    def insert_columns(self, table: str, columns: Mapping[str, Sequence[Any]]) -> None:
+        """Insert column-oriented data; all columns must have the same length."""
+        names = list(columns)
+        types = self.column_types(table)
+        with self._translated():
+            # Known types spare the driver a DESCRIBE round trip before every insert.
+            self.client().insert(
+                table,
+                [list(columns[n]) for n in names],
+                column_names=names,
+                column_type_names=[types[n] for n in names],
+                column_oriented=True,
+            )
+
+    def ping(self) -> bool:
+        try:
+            return bool(self.scalar("SELECT 1") == 1)
+        except StorageError:
+            return False
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            clients, self._clients = self._clients, []
+        for client in clients:
+            try:
+                client.close()
+            except ClickHouseError:  # pragma: no cover - closing is best effort
+                log.debug("error closing a ClickHouse client", exc_info=True)
+
+
+class _Translate:
+    """Context manager that turns driver exceptions into kept's StorageError family."""
+
+    def __init__(self, dsn: str) -> None:
+        self.dsn = dsn
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: Any
+    ) -> None:
+        if exc is None or isinstance(exc, StorageError) or not isinstance(exc, Exception):
+            return
+        if isinstance(exc, (ClickHouseError, OSError, RuntimeError)):
+            raise _translate(exc, self.dsn) from exc
