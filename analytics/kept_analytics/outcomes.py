@@ -19,6 +19,7 @@ from datetime import date, datetime, timezone
 from typing import Any
 
 from kept_storage import Store
+from kept_wire.contract import ACCEPT_ACTIONS_DEFAULT
 
 log = logging.getLogger("kept.analytics")
 
@@ -138,7 +139,7 @@ class OutcomesJob:
     def __init__(
         self,
         store: Store,
-        accept_actions: tuple[str, ...] = ("accept", "copy"),
+        accept_actions: tuple[str, ...] = ACCEPT_ACTIONS_DEFAULT,
         lag_s: float = 5.0,
         recent_days: int = 2,
     ) -> None:

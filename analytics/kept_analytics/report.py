@@ -19,8 +19,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from kept_analytics.metrics import GroupCounts, finalize
 from kept_storage import Store
+from kept_wire.contract import KEPT_THRESHOLD_DEFAULT, SURVIVAL_CHECKPOINTS_DEFAULT
 
-DEFAULT_CHECKPOINTS = (30, 120, 300, 600, 900)
+DEFAULT_CHECKPOINTS = SURVIVAL_CHECKPOINTS_DEFAULT
 _BUCKETS = 20  # survival histogram buckets of width 0.05 in the rollup
 _METADATA_KEY = re.compile(r"^metadata\.([A-Za-z0-9_.:-]{1,128})$")
 _PLAIN_KEYS = ("project", "model", "prompt_version", "day", "hour")
@@ -38,7 +39,7 @@ class ReportSpec(BaseModel):
     models: tuple[str, ...] = ()
     prompt_versions: tuple[str, ...] = ()
     metadata: dict[str, str] = Field(default_factory=dict)
-    threshold: float = Field(0.5, ge=0.0, le=1.0)
+    threshold: float = Field(KEPT_THRESHOLD_DEFAULT, ge=0.0, le=1.0)
     checkpoints: tuple[int, ...] = DEFAULT_CHECKPOINTS
     exact: bool = False
 

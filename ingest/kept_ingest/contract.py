@@ -24,23 +24,21 @@ from pydantic import (
     TypeAdapter,
 )
 
-CONTRACT_VERSION = 1
+from kept_wire.contract import (
+    CONTRACT_VERSION,
+    MAX_COMMENT_CHARS,
+    MAX_ID_CHARS,
+    MAX_MESSAGES,
+    MAX_METADATA_KEYS,
+    MAX_METADATA_VALUE_CHARS,
+    MAX_NAME_CHARS,
+    MAX_TEXT_CHARS,
+    PROJECT_PATTERN,
+)
 
-MAX_TEXT_CHARS = 1_000_000
-"""Input, output, correction text: about 250k tokens, more than any context window in use."""
-MAX_ID_CHARS = 128
-MAX_NAME_CHARS = 200
-MAX_COMMENT_CHARS = 10_000
-MAX_MESSAGES = 1_000
-MAX_METADATA_KEYS = 64
-MAX_METADATA_VALUE_CHARS = 2_000
 MAX_FUTURE_SKEW = timedelta(days=1)
 _MAX_FUTURE_SKEW_S = MAX_FUTURE_SKEW.total_seconds()
 EARLIEST_TS = datetime(2000, 1, 1, tzinfo=timezone.utc)
-SURVIVAL_CHECKPOINTS_DEFAULT = (30, 120, 300, 600, 900)
-PROJECT_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
-
-EVENT_TYPES = ("generation", "vote", "action", "correction", "survival", "score")
 
 
 def _rfc3339(value: Any) -> Any:
@@ -157,7 +155,7 @@ class Score(_Event):
     type: Literal["score"]
     name: Name
     value: Annotated[float, Field(allow_inf_nan=False)]
-    source: Literal["human", "llm", "code"]
+    source: Literal["human", "llm", "code"]  # kept_wire.contract.SCORE_SOURCES
     comment: Comment | None = None
 
 

@@ -12,7 +12,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from kept_ingest.contract import EVENT_ADAPTER, EVENT_LIST_ADAPTER, EVENT_TYPES, Event
+from kept_ingest.contract import EVENT_ADAPTER, EVENT_LIST_ADAPTER, Event
+from kept_wire.contract import EVENT_TYPES
 
 # Labels pydantic puts in an error location for the branch of a union it tried; they
 # are not field names and would only confuse the client. (The event type that leads a

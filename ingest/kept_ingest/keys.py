@@ -17,8 +17,8 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from kept_ingest.contract import PROJECT_PATTERN
 from kept_storage import Store
+from kept_wire.contract import PROJECT_PATTERN
 
 _KEY = re.compile(r"^kept_([A-Za-z0-9]{12})_([A-Za-z0-9_-]{20,100})$")
 

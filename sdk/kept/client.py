@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from types import TracebackType
 
+from kept_wire.contract import PROJECT_PATTERN
 from kept_wire.redaction import Redactor
 
 from . import instrument
@@ -52,7 +53,7 @@ from .worker import Worker
 
 logger = logging.getLogger("kept")
 
-_PROJECT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+_PROJECT = re.compile(PROJECT_PATTERN)
 
 
 class Client:

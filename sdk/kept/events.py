@@ -13,6 +13,7 @@ import random
 from datetime import datetime, timezone
 from typing import Literal
 
+from kept_wire import contract
 from kept_wire.redaction import Redactor
 
 # (type, generation_id, time.time() or the app's datetime, user_id, session_id, fields)
@@ -20,7 +21,7 @@ Record = tuple[str, str, float | datetime, str | None, str | None, dict[str, obj
 Message = dict[str, str]
 ScoreSource = Literal["human", "llm", "code"]
 
-SCORE_SOURCES = frozenset(("human", "llm", "code"))
+SCORE_SOURCES = frozenset(contract.SCORE_SOURCES)
 
 # Private, so that an app calling random.seed() cannot make ids repeat (the server would
 # then drop the repeats as duplicates).

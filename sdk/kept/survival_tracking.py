@@ -37,11 +37,13 @@ from collections import Counter as Multiset
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from kept_wire.contract import SURVIVAL_CHECKPOINTS_DEFAULT
+
 from .stats import Counter, LogLimiter, Stats, start_daemon
 
 logger = logging.getLogger("kept")
 
-DEFAULT_CHECKPOINTS: tuple[int, ...] = (30, 120, 300, 600, 900)
+DEFAULT_CHECKPOINTS = SURVIVAL_CHECKPOINTS_DEFAULT
 DEFAULT_NGRAM = 3
 READER_CAP = 4
 """Reader threads stuck in hanging callables at most; past that, reads are skipped."""

@@ -18,13 +18,14 @@ from __future__ import annotations
 import atexit
 import logging
 import os
-import random
 import threading
 import time
 import weakref
 from collections import deque
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
+
+from kept_wire.backoff import BACKOFF_BASE, BACKOFF_CAP, backoff_delay
 
 from .events import RedactionError
 from .spool import Spool
@@ -35,8 +36,6 @@ logger = logging.getLogger("kept")
 
 R = TypeVar("R")
 
-BACKOFF_BASE = 0.5
-BACKOFF_CAP = 30.0
 SPOOL_AFTER = 5.0
 """Seconds a batch may keep failing before it goes to the spool."""
 
@@ -423,7 +422,7 @@ class Worker(Generic[R]):
                     return None
                 attempt += 1
                 self._stats.add("retries")
-                delay = _backoff(attempt)
+                delay = backoff_delay(attempt, BACKOFF_BASE, BACKOFF_CAP)
                 if result.retry_after is not None:
                     delay = max(delay, result.retry_after)
                 self._limiter.log(
@@ -476,7 +475,9 @@ class Worker(Generic[R]):
         """Spooled events wait: schedule the next attempt on the backoff curve."""
         self._sink_down = True
         self._replay_attempt += 1
-        self._replay_at = time.monotonic() + _backoff(self._replay_attempt)
+        self._replay_at = time.monotonic() + backoff_delay(
+            self._replay_attempt, BACKOFF_BASE, BACKOFF_CAP
+        )
         if result is not None:
             self._stats.add("retries")
             self._limiter.log(
@@ -568,12 +569,6 @@ class Worker(Generic[R]):
 def _seconds(timeout: float) -> float:
     """A usable timeout: negative or NaN means 0 (an infinite one is allowed)."""
     return timeout if timeout >= 0 else 0.0
-
-
-def _backoff(attempt: int) -> float:
-    """Exponential backoff with jitter: about BACKOFF_BASE * 2**(attempt-1), capped."""
-    delay = min(BACKOFF_CAP, BACKOFF_BASE * 2.0 ** min(attempt - 1, 32))
-    return delay * random.uniform(0.5, 1.0)
 
 
 # Open workers, held weakly so that neither hook keeps a client's worker alive.

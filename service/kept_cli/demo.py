@@ -18,7 +18,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Literal, Protocol, TextIO
 
-CHECKPOINTS = (30, 120, 300, 600, 900)
+from kept_wire.contract import SURVIVAL_CHECKPOINTS_DEFAULT
+
+CHECKPOINTS = SURVIVAL_CHECKPOINTS_DEFAULT
 MAX_BACKFILL = 20_000
 _FLUSH_EVERY = 1_000  # backfill pauses for a flush so the client's bounded queue never overflows
 _PROGRESS_EVERY_S = 5.0

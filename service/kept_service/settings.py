@@ -13,6 +13,11 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from kept_ingest.kafka_settings import KafkaSettings
 from kept_storage import chdb_dsn
 from kept_storage.datadir import DataDir
+from kept_wire.contract import (
+    ACCEPT_ACTIONS_DEFAULT,
+    KEPT_THRESHOLD_DEFAULT,
+    SURVIVAL_CHECKPOINTS_DEFAULT,
+)
 
 
 class ServerSettings(KafkaSettings, BaseSettings):
@@ -50,15 +55,18 @@ class ServerSettings(KafkaSettings, BaseSettings):
     )
     create_demo_key: bool = Field(True, description="Create a `demo` project key on first start.")
     accept_actions: Annotated[tuple[str, ...], NoDecode] = Field(
-        ("accept", "copy"),
+        ACCEPT_ACTIONS_DEFAULT,
         description="Action names that count as acceptance (comma-separated). "
         "Changing them needs `kept analytics run --full`.",
     )
     kept_threshold: float = Field(
-        0.5, ge=0, le=1, description="Survival score from which output counts as kept."
+        KEPT_THRESHOLD_DEFAULT,
+        ge=0,
+        le=1,
+        description="Survival score from which output counts as kept.",
     )
     survival_checkpoints: Annotated[tuple[int, ...], NoDecode] = Field(
-        (30, 120, 300, 600, 900), description="Checkpoints (seconds) that reports show."
+        SURVIVAL_CHECKPOINTS_DEFAULT, description="Checkpoints (seconds) that reports show."
     )
     analytics_interval_s: float = Field(
         10.0, ge=0, description="How often the outcomes job runs inside kept serve (0: never)."

@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from kept_ingest.contract import MAX_TEXT_CHARS, json_schema
+from kept_ingest.contract import json_schema
+from kept_wire.contract import MAX_TEXT_CHARS
 from tests.helpers import InProcessServer, feedback, generation, now_iso
 
 GID = "gen-1"

@@ -14,6 +14,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from kept_analytics.params import InvalidQuery, Params, many, one
+from kept_wire.contract import KEPT_THRESHOLD_DEFAULT
 from kept_wire.timespec import parse_instant
 
 Format = Literal["openai-chat", "dpo", "jsonl"]
@@ -42,7 +43,7 @@ class ExportSpec(BaseModel):
     vote: Literal[1, -1] | None = None
     corrected: bool | None = None
     kept_at: int | None = Field(None, ge=0, description="checkpoint (s): kept at T")
-    threshold: float = Field(0.5, ge=0.0, le=1.0)
+    threshold: float = Field(KEPT_THRESHOLD_DEFAULT, ge=0.0, le=1.0)
     min_scores: dict[str, float] = Field(default_factory=dict)
     dpo_form: Literal["conversational", "standard"] = "conversational"
     dedup: bool = True

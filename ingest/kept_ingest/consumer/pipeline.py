@@ -15,7 +15,6 @@ CPU-bound Python, and the two threads only contend for the GIL.)
 from __future__ import annotations
 
 import logging
-import random
 import threading
 import time
 
@@ -26,11 +25,9 @@ from kept_ingest.consumer.insert import InsertStep
 from kept_ingest.consumer.kafka_io import KafkaIO
 from kept_ingest.kafka_settings import KafkaSettings
 from kept_ingest.metrics import ConsumerMetrics
+from kept_wire.backoff import backoff_delay
 
 log = logging.getLogger("kept.consumer")
-
-BACKOFF_BASE = 0.5
-BACKOFF_CAP = 30.0
 
 
 class Pipeline:
@@ -145,8 +142,7 @@ class Pipeline:
             attempt, gave_up_at = 0, None
             while True:
                 attempt += 1
-                delay = min(BACKOFF_CAP, BACKOFF_BASE * 2 ** min(attempt - 1, 16))
-                delay *= random.uniform(0.5, 1.0)
+                delay = backoff_delay(attempt)
                 if self._stop.is_set():
                     gave_up_at = gave_up_at or time.monotonic() + self._grace_s
                     if time.monotonic() >= gave_up_at:

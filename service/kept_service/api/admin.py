@@ -12,12 +12,12 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
-from kept_ingest.contract import PROJECT_PATTERN
 from kept_ingest.keys import create_key
 from kept_service.api.deps import RuntimeDep, is_admin
 from kept_service.runtime import Runtime
 from kept_service.status import StoreStatus, store_status
 from kept_storage import migrate
+from kept_wire.contract import PROJECT_PATTERN
 
 
 def _require_admin(request: Request, runtime: RuntimeDep) -> Runtime:

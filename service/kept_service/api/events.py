@@ -10,7 +10,7 @@ from collections import Counter
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
-from kept_ingest.contract import EVENT_TYPES, Event
+from kept_ingest.contract import Event
 from kept_ingest.decode import EventError, InvalidEvents, decode_body
 from kept_ingest.metrics import IngestMetrics
 from kept_ingest.sink import SinkUnavailable
@@ -18,6 +18,7 @@ from kept_ingest.writer import Overloaded, WriterStopped
 from kept_service.api.deps import RuntimeDep, bearer_token, error_response
 from kept_service.runtime import Runtime
 from kept_storage import StorageError
+from kept_wire.contract import EVENT_TYPES
 
 router = APIRouter()
 ROUTE = "/v1/events"

@@ -23,12 +23,13 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from kept_ingest.contract import EVENT_TYPES, Id
+from kept_ingest.contract import Id
 from kept_ingest.decode import InvalidEvents, decode_json_array
 from kept_ingest.feedback_tokens import FeedbackGrant, FeedbackTokenError, mint_token, verify_token
 from kept_service.api.deps import RuntimeDep, bearer_token, error_response
 from kept_service.api.events import BodyTooLarge, read_body, refuse_invalid, store_events
 from kept_service.runtime import Runtime
+from kept_wire.contract import EVENT_TYPES
 
 router = APIRouter()
 TOKENS_ROUTE = "/v1/feedback-tokens"
