@@ -1,4 +1,4 @@
-"""Counts per group → the metrics of CONTRACT.md. Pure Python; rates with an empty
+"""Counts per group → the metrics of README "Metrics". Pure Python; rates with an empty
 denominator are None (null in JSON), never 0."""
 
 from __future__ import annotations

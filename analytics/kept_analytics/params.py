@@ -6,8 +6,10 @@ inputs and give the same errors.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import datetime
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -33,6 +35,44 @@ def many(params: Params, name: str) -> tuple[str, ...]:
     )
 
 
+def scope(params: Params) -> dict[str, Any]:
+    """The filters reports and exports share (kept_storage.filters.Scope): project, models,
+    prompt versions and `metadata.KEY=VALUE` (the last value of each)."""
+    return {
+        "project": one(params, "project"),
+        "models": many(params, "model"),
+        "prompt_versions": many(params, "prompt_version"),
+        "metadata": {
+            k.removeprefix("metadata."): v[-1]
+            for k, v in params.items()
+            if k.startswith("metadata.") and v
+        },
+    }
+
+
+def check_order(since: datetime | None, until: datetime | None) -> None:
+    """A window must not be empty."""
+    if since is not None and until is not None and since >= until:
+        raise InvalidQuery(
+            f"since ({since.isoformat()}) must be before until ({until.isoformat()})"
+        )
+
+
+@contextmanager
+def query_errors() -> Iterator[None]:
+    """Any error building a spec as one InvalidQuery naming the parameter at fault."""
+    try:
+        yield
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "query"
+        raise InvalidQuery(f"{where}: {first['msg'].removeprefix('Value error, ')}") from None
+    except InvalidQuery:
+        raise
+    except ValueError as exc:
+        raise InvalidQuery(str(exc)) from None
+
+
 def spec_from_params(
     params: Params,
     *,
@@ -45,38 +85,20 @@ def spec_from_params(
     unknown = [k for k in params if k not in known and not k.startswith("metadata.")]
     if unknown:
         raise InvalidQuery(f"unknown parameter(s): {', '.join(sorted(unknown))}")
-    try:
+    with query_errors():
         since = parse_instant(one(params, "since") or "7d", now)
         until = parse_instant(one(params, "until") or "now", now)
         raw_threshold = one(params, "threshold")
         exact = (one(params, "exact") or "false").lower()
         if exact not in ("true", "false", "1", "0"):
             raise InvalidQuery("exact must be true or false")
-        if since >= until:
-            raise InvalidQuery(
-                f"since ({since.isoformat()}) must be before until ({until.isoformat()})"
-            )
+        check_order(since, until)
         return ReportSpec(
             since=since,
             until=until,
             by=many(params, "by"),
-            project=one(params, "project"),
-            models=many(params, "model"),
-            prompt_versions=many(params, "prompt_version"),
-            metadata={
-                k.removeprefix("metadata."): v[-1]
-                for k, v in params.items()
-                if k.startswith("metadata.") and v
-            },
+            **scope(params),
             threshold=float(raw_threshold) if raw_threshold is not None else threshold,
             checkpoints=checkpoints,
             exact=exact in ("true", "1"),
         )
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "query"
-        raise InvalidQuery(f"{where}: {first['msg'].removeprefix('Value error, ')}") from None
-    except InvalidQuery:
-        raise
-    except ValueError as exc:
-        raise InvalidQuery(str(exc)) from None

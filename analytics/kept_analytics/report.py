@@ -1,4 +1,4 @@
-"""Reports: the metrics of CONTRACT.md per group, from the rollup or the outcome rows.
+"""Reports: the metrics (README, "Metrics") per group, from the rollup or the outcome rows.
 
 Two paths compute the same counts:
 - the hourly rollup (`outcomes_hourly`): fast, cost grows with hours × models × prompt
@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from kept_analytics.metrics import GroupCounts, finalize
 from kept_storage import Store
+from kept_storage.filters import Filters
 from kept_wire.contract import KEPT_THRESHOLD_DEFAULT, SURVIVAL_CHECKPOINTS_DEFAULT
 
 DEFAULT_CHECKPOINTS = SURVIVAL_CHECKPOINTS_DEFAULT
@@ -79,12 +80,13 @@ def _hour_ceil(moment: datetime) -> datetime:
 
 
 class _Query:
-    """Builds one parameterised query: keys, filters and parameters side by side."""
+    """The group keys (output name, SQL expression) and the filters of one report query."""
 
-    def __init__(self, spec: ReportSpec, time_column: str) -> None:
-        self.params: dict[str, Any] = {}
-        self.keys: list[tuple[str, str]] = []  # (output name, SQL expression)
-        self.where: list[str] = []
+    def __init__(
+        self, spec: ReportSpec, time_column: str, since: datetime, until: datetime, time_type: str
+    ) -> None:
+        self.filters = Filters().window(time_column, since, until, time_type).scope(spec)
+        self.keys: list[tuple[str, str]] = []
         hour = time_column if time_column == "hour" else f"toStartOfHour({time_column})"
         plain = {
             "project": "project",
@@ -98,26 +100,18 @@ class _Query:
                 self.keys.append((key, plain[key]))
             else:
                 self.keys.append((key, f"metadata[{{mk{i}:String}}]"))
-                self.params[f"mk{i}"] = key.removeprefix("metadata.")
-        if spec.project is not None:
-            self.where.append("project = {project:String}")
-            self.params["project"] = spec.project
-        if spec.models:
-            self.where.append("model IN {models:Array(String)}")
-            self.params["models"] = list(spec.models)
-        if spec.prompt_versions:
-            self.where.append("prompt_version IN {pvs:Array(String)}")
-            self.params["pvs"] = list(spec.prompt_versions)
-        for i, (key, value) in enumerate(sorted(spec.metadata.items())):
-            self.where.append(f"metadata[{{fk{i}:String}}] = {{fv{i}:String}}")
-            self.params[f"fk{i}"], self.params[f"fv{i}"] = key, value
+                self.filters.params[f"mk{i}"] = key.removeprefix("metadata.")
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return self.filters.params
 
     def sql(self, table: str, aggregates: str) -> str:
         keys = ", ".join(f"{expr} AS k{i}" for i, (_, expr) in enumerate(self.keys))
         group = ", ".join(f"k{i}" for i in range(len(self.keys)))
         return (
             f"SELECT {keys + ', ' if keys else ''}{aggregates} FROM {table} "
-            f"WHERE {' AND '.join(self.where)}"
+            f"WHERE {self.filters.where()}"
             + (f" GROUP BY {group} ORDER BY {group}" if group else "")
         )
 
@@ -191,17 +185,15 @@ def _from_exact_row(row: tuple[Any, ...]) -> tuple[GroupCounts, bool]:
 
 
 def report(store: Store, spec: ReportSpec) -> list[dict[str, Any]]:
-    """One object per group: the group's keys, then every metric (see CONTRACT.md)."""
+    """One object per group: the group's keys, then every metric (README, "Metrics")."""
     if spec.uses_rollup():
-        query = _Query(spec, "hour")
-        query.where[:0] = ["hour >= {since:DateTime}", "hour < {until:DateTime}"]
-        query.params |= {"since": _hour_floor(spec.since), "until": _hour_ceil(spec.until)}
+        since, until = _hour_floor(spec.since), _hour_ceil(spec.until)
+        query = _Query(spec, "hour", since, until, "DateTime")
         rows = store.rows(query.sql("outcomes_hourly", _ROLLUP_AGGREGATES), query.params)
         parse = [(_from_rollup_row(r[len(query.keys) :], spec.threshold), r) for r in rows]
     else:
-        query = _Query(spec, "gen_ts")
-        query.where[:0] = ["gen_ts >= {since:DateTime64(3)}", "gen_ts < {until:DateTime64(3)}"]
-        query.params |= {"since": spec.since, "until": spec.until, "threshold": spec.threshold}
+        query = _Query(spec, "gen_ts", spec.since, spec.until, "DateTime64(3)")
+        query.params["threshold"] = spec.threshold
         rows = store.rows(query.sql("outcomes", _EXACT_AGGREGATES), query.params)
         parse = [(_from_exact_row(r[len(query.keys) :]), r) for r in rows]
     groups = []

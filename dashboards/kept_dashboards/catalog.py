@@ -2,24 +2,20 @@
 
 from __future__ import annotations
 
-from kept_dashboards import health, quality, usage
-from kept_dashboards.filters import FILTERS
+from kept_dashboards import filters, health, quality, usage
+from kept_dashboards.filters import ROLLUP_WINDOW, variable_filters
 from kept_dashboards.spec import Dashboard, Panel, Row, Variable
 
 
 def _values(column: str) -> str:
     # Each variable lists the values seen in the range under the *other* filters.
-    others = " AND ".join(part for part in FILTERS.split(" AND ") if f" {column} = " not in part)
     return f"""SELECT DISTINCT {column} AS value FROM outcomes_hourly
-WHERE hour >= toStartOfHour($__fromTime) AND hour <= $__toTime AND {others}
+WHERE {ROLLUP_WINDOW} AND {variable_filters(excluding=column)}
 ORDER BY value"""
 
 
-VARIABLES = (
-    Variable("project", "Project", _values("project")),
-    Variable("model", "Model", _values("model")),
-    Variable("prompt_version", "Prompt version", _values("prompt_version")),
-)
+_LABELS = {"project": "Project", "model": "Model", "prompt_version": "Prompt version"}
+VARIABLES = tuple(Variable(name, _LABELS[name], _values(name)) for name in filters.VARIABLES)
 
 QUALITY = Dashboard(
     uid="kept-quality",

@@ -1,4 +1,9 @@
-"""SQL fragments every panel shares: the variable filters and the rollup's time window."""
+"""SQL fragments every panel shares: the variable filters and the rollup's time window.
+
+They are in the Grafana ClickHouse plugin's dialect (`'${project}'`, `$__fromTime`), not
+kept_storage's filter builder: Grafana expands them itself, and `macros.typed_sql` turns
+them into typed parameters for the built-in page.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +17,12 @@ def var_filter(name: str) -> str:
     return f"('${{{name}}}' = '{ALL}' OR {name} = '${{{name}}}')"
 
 
-FILTERS = " AND ".join(var_filter(name) for name in VARIABLES)
+def variable_filters(excluding: str | None = None) -> str:
+    """The variables' filters, all of them or all but one."""
+    return " AND ".join(var_filter(name) for name in VARIABLES if name != excluding)
+
+
+FILTERS = variable_filters()
 """Project, model and prompt version, as chosen on the dashboard."""
 
 ROLLUP_WINDOW = "hour >= toStartOfHour($__fromTime) AND hour <= $__toTime"

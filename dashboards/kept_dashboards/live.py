@@ -4,8 +4,7 @@ health read from the server's own Prometheus registry."""
 from __future__ import annotations
 
 import math
-import re
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timezone
 from typing import Any
 
 from prometheus_client import CollectorRegistry
@@ -15,9 +14,8 @@ from kept_dashboards.filters import VARIABLES
 from kept_dashboards.macros import Window, parameters, typed_sql
 from kept_dashboards.spec import ALL, Panel, Variable, layout
 from kept_storage import Store
+from kept_wire.timespec import parse_instant
 
-_RELATIVE = re.compile(r"^now(?:-(\d{1,6})([smhdw]))?$")
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 MAX_VALUE_LEN = 256
 
 
@@ -25,26 +23,14 @@ class BadWindow(ValueError):
     """A time range or filter value the page cannot use."""
 
 
-def parse_time(value: str, now: datetime) -> datetime:
-    """`now`, `now-6h` (s, m, h, d, w), epoch milliseconds, or ISO 8601."""
-    match = _RELATIVE.match(value)
-    if match:
-        amount = int(match[1] or 0) * _UNITS[match[2] or "s"]
-        return now - timedelta(seconds=amount)
-    if value.isdigit():
-        return datetime.fromtimestamp(int(value) / 1000, timezone.utc)
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError as exc:
-        raise BadWindow(f"not a time: {value!r} (use now-6h, epoch ms or ISO 8601)") from exc
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
-
-
 def window(query: dict[str, str], project: str | None = None) -> Window:
     """The window of a request's `from`, `to` and variables; `project` forces one."""
     now = datetime.now(timezone.utc)
-    start = parse_time(query.get("from") or "now-24h", now)
-    end = parse_time(query.get("to") or "now", now)
+    try:
+        start = parse_instant(query.get("from") or "now-24h", now)
+        end = parse_instant(query.get("to") or "now", now)
+    except ValueError as exc:
+        raise BadWindow(str(exc)) from None
     if end <= start:
         raise BadWindow("`from` must be before `to`")
     values: dict[str, str] = {}

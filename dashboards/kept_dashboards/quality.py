@@ -9,99 +9,87 @@ RATE_STEPS = (Threshold(None, "red"), Threshold(0.3, "orange"), Threshold(0.5, "
 LOW_IS_GOOD = (Threshold(None, "green"), Threshold(0.1, "orange"), Threshold(0.2, "red"))
 
 
-def _rate_over_time(key: str) -> str:
-    return f"""SELECT $__timeInterval(hour) AS time, {key} AS series,
-    sum(accepted) / nullIf(sum(generations), 0) AS acceptance_rate
-FROM outcomes_hourly
-WHERE {ROLLUP_WHERE}
-GROUP BY time, series
-ORDER BY time, series"""
-
-
 def _stat(expression: str) -> str:
     return f"SELECT {expression} AS value FROM outcomes_hourly WHERE {ROLLUP_WHERE}"
 
 
-ACCEPTANCE = Panel(
-    id="acceptance_rate",
-    title="Acceptance rate",
-    description="Generations with an accept or copy action, over all generations in the range.",
-    viz="stat",
-    columns=("value",),
-    sql=_stat("sum(accepted) / nullIf(sum(generations), 0)"),
-    unit="percentunit",
-    decimals=1,
-    thresholds=RATE_STEPS,
-    width=5,
-    height=5,
+def _headline(
+    panel_id: str,
+    title: str,
+    description: str,
+    ratio: str,
+    thresholds: tuple[Threshold, ...] = RATE_STEPS,
+) -> Panel:
+    """A ratio over the whole range, as a percentage in the headline row."""
+    return Panel(
+        id=panel_id,
+        title=title,
+        description=description,
+        viz="stat",
+        columns=("value",),
+        sql=_stat(ratio),
+        unit="percentunit",
+        decimals=1,
+        thresholds=thresholds,
+        width=5,
+        height=5,
+    )
+
+
+def _acceptance_by(key: str, title: str, description: str) -> Panel:
+    """Hourly acceptance rate, one series per value of `key`."""
+    return Panel(
+        id=f"acceptance_by_{key}",
+        title=title,
+        description=description,
+        viz="timeseries",
+        columns=("time", "series", "acceptance_rate"),
+        sql=f"""SELECT $__timeInterval(hour) AS time, {key} AS series,
+    sum(accepted) / nullIf(sum(generations), 0) AS acceptance_rate
+FROM outcomes_hourly
+WHERE {ROLLUP_WHERE}
+GROUP BY time, series
+ORDER BY time, series""",
+        unit="percentunit",
+        min=0,
+        max=1,
+        width=12,
+    )
+
+
+ACCEPTANCE = _headline(
+    "acceptance_rate",
+    "Acceptance rate",
+    "Generations with an accept or copy action, over all generations in the range.",
+    "sum(accepted) / nullIf(sum(generations), 0)",
+)
+VOTE_SCORE = _headline(
+    "vote_score",
+    "Vote score",
+    "Thumbs up over all votes (the latest vote of each generation).",
+    "sum(votes_up) / nullIf(sum(votes_up) + sum(votes_down), 0)",
+)
+CORRECTION_RATE = _headline(
+    "correction_rate",
+    "Correction rate",
+    "Generations the user corrected (edited text reported), over all generations.",
+    "sum(corrected) / nullIf(sum(generations), 0)",
+    LOW_IS_GOOD,
+)
+CORRECTION_SIMILARITY = _headline(
+    "correction_similarity",
+    "Correction similarity",
+    "How much of the output survived correction: 1 - normalised edit distance.",
+    "sum(similarity_sum) / nullIf(sum(similarity_n), 0)",
 )
 
-VOTE_SCORE = Panel(
-    id="vote_score",
-    title="Vote score",
-    description="Thumbs up over all votes (the latest vote of each generation).",
-    viz="stat",
-    columns=("value",),
-    sql=_stat("sum(votes_up) / nullIf(sum(votes_up) + sum(votes_down), 0)"),
-    unit="percentunit",
-    decimals=1,
-    thresholds=RATE_STEPS,
-    width=5,
-    height=5,
+ACCEPTANCE_BY_PROMPT = _acceptance_by(
+    "prompt_version",
+    "Acceptance rate by prompt version",
+    "Hourly acceptance rate per prompt version: a bad prompt change shows here.",
 )
-
-CORRECTION_RATE = Panel(
-    id="correction_rate",
-    title="Correction rate",
-    description="Generations the user corrected (edited text reported), over all generations.",
-    viz="stat",
-    columns=("value",),
-    sql=_stat("sum(corrected) / nullIf(sum(generations), 0)"),
-    unit="percentunit",
-    decimals=1,
-    thresholds=LOW_IS_GOOD,
-    width=5,
-    height=5,
-)
-
-CORRECTION_SIMILARITY = Panel(
-    id="correction_similarity",
-    title="Correction similarity",
-    description="How much of the output survived correction: 1 - normalised edit distance.",
-    viz="stat",
-    columns=("value",),
-    sql=_stat("sum(similarity_sum) / nullIf(sum(similarity_n), 0)"),
-    unit="percentunit",
-    decimals=1,
-    thresholds=RATE_STEPS,
-    width=5,
-    height=5,
-)
-
-ACCEPTANCE_BY_PROMPT = Panel(
-    id="acceptance_by_prompt_version",
-    title="Acceptance rate by prompt version",
-    description="Hourly acceptance rate per prompt version: a bad prompt change shows here.",
-    viz="timeseries",
-    columns=("time", "series", "acceptance_rate"),
-    sql=_rate_over_time("prompt_version"),
-    unit="percentunit",
-    min=0,
-    max=1,
-    width=12,
-)
-
-ACCEPTANCE_BY_MODEL = Panel(
-    id="acceptance_by_model",
-    title="Acceptance rate by model",
-    description="Hourly acceptance rate per model.",
-    viz="timeseries",
-    columns=("time", "series", "acceptance_rate"),
-    sql=_rate_over_time("model"),
-    unit="percentunit",
-    min=0,
-    max=1,
-    width=12,
+ACCEPTANCE_BY_MODEL = _acceptance_by(
+    "model", "Acceptance rate by model", "Hourly acceptance rate per model."
 )
 
 # Histogram keys are checkpoint * 100 + score bucket of 0.05: buckets 10..20 are

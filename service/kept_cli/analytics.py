@@ -10,9 +10,19 @@ import argparse
 import json
 import sys
 import urllib.parse
+from collections.abc import Callable
 from typing import Any
 
-from kept_cli.common import CliError, add_data_args, remote_for, server_settings, with_local_store
+from kept_cli.common import (
+    CliError,
+    add_data_args,
+    add_filter_args,
+    add_metadata,
+    remote_for,
+    server_settings,
+    with_local_store,
+    with_outcomes,
+)
 
 
 def add_commands(sub: Any) -> None:
@@ -40,12 +50,7 @@ def add_commands(sub: Any) -> None:
     p.add_argument(
         "--by", default="", help="group keys: model,prompt_version,day|hour,project,metadata.KEY"
     )
-    p.add_argument("--model", action="append", default=[], help="only these models (repeatable)")
-    p.add_argument(
-        "--prompt-version", action="append", default=[], help="only these prompt versions"
-    )
-    p.add_argument("--metadata", action="append", default=[], metavar="KEY=VALUE",
-                   help="only generations with this metadata (repeatable)")  # fmt: skip
+    add_filter_args(p)
     p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("compare", help="compare two prompt versions or models, with 95%% intervals")
@@ -79,26 +84,8 @@ def _query(args: argparse.Namespace) -> dict[str, list[str]]:
         params.setdefault("model", []).append(model)
     for version in getattr(args, "prompt_version", []):
         params.setdefault("prompt_version", []).append(version)
-    for item in getattr(args, "metadata", []):
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise CliError(f"--metadata takes KEY=VALUE, not {item!r}")
-        params.setdefault(f"metadata.{key}", []).append(value)
+    add_metadata(params, getattr(args, "metadata", []))
     return params
-
-
-def _local(args: argparse.Namespace, work: Any) -> Any:
-    """Fold new events, then `work(store, settings)`, on the store of --data."""
-
-    settings = server_settings(data=args.data)
-
-    def run(store: Any) -> Any:
-        from kept_analytics.outcomes import OutcomesJob
-
-        OutcomesJob(store, settings.accept_actions, lag_s=0).run()
-        return work(store, settings)
-
-    return with_local_store(args, run)
 
 
 def _spec(params: dict[str, list[str]], settings: Any) -> Any:
@@ -112,6 +99,10 @@ def _spec(params: dict[str, list[str]], settings: Any) -> Any:
         raise CliError(str(exc)) from None
 
 
+def _show(args: argparse.Namespace, result: Any, table: Callable[[Any], str]) -> None:
+    print(json.dumps(result, indent=2) if args.format == "json" else table(result))
+
+
 def cmd_report(args: argparse.Namespace) -> int:
 
     params = _query(args)
@@ -121,11 +112,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     else:
         from kept_analytics.report import report
 
-        groups = _local(args, lambda store, settings: report(store, _spec(params, settings)))
-    if args.format == "json":
-        print(json.dumps(groups, indent=2))
-    else:
-        print(report_table(groups))
+        groups = with_outcomes(args, lambda store, settings: report(store, _spec(params, settings)))
+    _show(args, groups, report_table)
     return 0
 
 
@@ -146,11 +134,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
             except ValueError as exc:
                 raise CliError(str(exc)) from None
 
-        result = _local(args, work)
-    if args.format == "json":
-        print(json.dumps(result, indent=2))
-    else:
-        print(compare_table(result))
+        result = with_outcomes(args, work)
+    _show(args, result, compare_table)
     return 0
 
 

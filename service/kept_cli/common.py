@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import urllib.error
 import urllib.request
@@ -47,6 +48,13 @@ def server_settings(**overrides: object) -> Any:
         return settings_with(**overrides)
     except ValidationError as exc:
         raise config_error(exc) from None
+
+
+def setup_logging(level: str) -> None:
+    """The log format and level of the long-running commands, `kept serve` and `kept consume`."""
+    logging.basicConfig(level=level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    if logging.getLogger().level > logging.DEBUG:  # kafka-python is chatty at INFO
+        logging.getLogger("kafka").setLevel(logging.WARNING)
 
 
 def config_error(exc: Any) -> CliError:
@@ -116,7 +124,7 @@ def remote_for(args: argparse.Namespace) -> Remote | None:
 def with_local_store(args: argparse.Namespace, work: Callable[[Any], Any]) -> Any:
     """Run `work(store)` on the data directory's store, owning the directory meanwhile."""
     server_imports()
-    from kept_storage import StorageError, Store, migrate
+    from kept_storage import StorageError, migrate
     from kept_storage.datadir import DataDir, DataDirBusy
 
     config = server_settings(data=args.data)
@@ -126,7 +134,7 @@ def with_local_store(args: argparse.Namespace, work: Callable[[Any], Any]) -> An
     except DataDirBusy as exc:
         raise CliError(str(exc)) from None
     try:
-        store = Store(config.store_dir_dsn(data_dir), config.database)
+        store = config.open_store(data_dir)
         try:
             migrate(store)
             return work(store)
@@ -136,6 +144,38 @@ def with_local_store(args: argparse.Namespace, work: Callable[[Any], Any]) -> An
         raise CliError(str(exc)) from None
     finally:
         data_dir.release()
+
+
+def with_outcomes(args: argparse.Namespace, work: Callable[[Any, Any], Any]) -> Any:
+    """Fold new events into outcomes, then `work(store, settings)`, on the store of --data."""
+    settings = server_settings(data=args.data)
+
+    def run(store: Any) -> Any:
+        from kept_analytics.outcomes import OutcomesJob
+
+        OutcomesJob(store, settings.accept_actions, lag_s=0).run()
+        return work(store, settings)
+
+    return with_local_store(args, run)
+
+
+def add_filter_args(p: argparse.ArgumentParser) -> None:
+    """--model, --prompt-version, --metadata: the filters reports and exports share."""
+    p.add_argument("--model", action="append", default=[], help="only these models (repeatable)")
+    p.add_argument(
+        "--prompt-version", action="append", default=[], help="only these prompt versions"
+    )
+    p.add_argument("--metadata", action="append", default=[], metavar="KEY=VALUE",
+                   help="only generations with this metadata (repeatable)")  # fmt: skip
+
+
+def add_metadata(params: dict[str, list[str]], items: list[str]) -> None:
+    """`--metadata KEY=VALUE` options as `metadata.KEY` parameters (as over HTTP)."""
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise CliError(f"--metadata takes KEY=VALUE, not {item!r}")
+        params.setdefault(f"metadata.{key}", []).append(value)
 
 
 def add_data_args(p: argparse.ArgumentParser, url: bool = True) -> None:

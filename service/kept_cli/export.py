@@ -17,11 +17,15 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from kept_cli.common import CliError, add_data_args, remote_for, server_settings, with_local_store
-
-FORMATS = ("openai-chat", "dpo", "jsonl")
-# Record fields that are identifiers, not text a person wrote: never redacted.
-_NOT_TEXT = {"role", "generation_id", "project", "ts", "model", "prompt_version"}
+from kept_cli.common import (
+    CliError,
+    add_data_args,
+    add_filter_args,
+    add_metadata,
+    remote_for,
+    with_outcomes,
+)
+from kept_wire.export import FORMATS, redact_record
 
 
 def add_commands(sub: Any) -> None:
@@ -41,12 +45,7 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--since", help="start: 7d (ago) or an ISO date/time (default: all time)")
     p.add_argument("--until", help="end: now, 1h (ago) or an ISO date/time (default: now)")
     p.add_argument("--project", help="only this project")
-    p.add_argument("--model", action="append", default=[], help="only these models (repeatable)")
-    p.add_argument(
-        "--prompt-version", action="append", default=[], help="only these prompt versions"
-    )
-    p.add_argument("--metadata", action="append", default=[], metavar="KEY=VALUE",
-                   help="only generations with this metadata (repeatable)")  # fmt: skip
+    add_filter_args(p)
     p.add_argument("--accepted", action=argparse.BooleanOptionalAction,
                    help="only accepted (or, --no-accepted, not accepted) generations")  # fmt: skip
     p.add_argument("--vote", choices=["up", "down"], help="only generations with this latest vote")
@@ -93,28 +92,8 @@ def _params(args: argparse.Namespace) -> dict[str, list[str]]:
         params["redact"] = ["none"]
     params["model"], params["prompt_version"] = list(args.model), list(args.prompt_version)
     params["min_score"] = list(args.min_score)
-    for item in args.metadata:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise CliError(f"--metadata takes KEY=VALUE, not {item!r}")
-        params.setdefault(f"metadata.{key}", []).append(value)
+    add_metadata(params, args.metadata)
     return {k: v for k, v in params.items() if v}
-
-
-def _walk(value: Any, redact: Callable[[str], str], key: str = "") -> Any:
-    if isinstance(value, str):
-        return value if key in _NOT_TEXT else redact(value)
-    if isinstance(value, list):
-        return [_walk(v, redact, key) for v in value]
-    if isinstance(value, dict):
-        return {k: _walk(v, redact, k) for k, v in value.items()}
-    return value
-
-
-def redact_record(record: dict[str, Any], redact: Callable[[str], str]) -> dict[str, Any]:
-    """Apply a hook to every text of a record (not to roles, ids or names)."""
-    result: dict[str, Any] = _walk(record, redact)
-    return result
 
 
 def _remote_records(remote: Any, params: dict[str, list[str]], summary: dict[str, Any]
@@ -157,7 +136,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     remote = remote_for(args)
     summary: dict[str, Any] = {}
     if remote is not None:
-        _check(params)
+        _spec(params, threshold=0.5)  # refuse bad options before asking the server
         records = _remote_records(remote, params, summary)
         if hook is not None:
             records = ((part, redact_record(r, hook)) for part, r in records)
@@ -174,13 +153,13 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
-def _check(params: dict[str, list[str]]) -> None:
-    """Refuse bad options before asking a server (the same parser decides there)."""
+def _spec(params: dict[str, list[str]], threshold: float) -> Any:
+    """The export's spec, by the parser the server uses too."""
     from kept_analytics.export import spec_from_params
     from kept_analytics.params import InvalidQuery
 
     try:
-        spec_from_params(params, threshold=0.5)
+        return spec_from_params(params, threshold=threshold)
     except InvalidQuery as exc:
         raise CliError(str(exc)) from None
 
@@ -198,23 +177,15 @@ def _write(records: Any, out: Path, split: bool) -> list[Path]:
 def _local(args: argparse.Namespace, params: dict[str, list[str]],
            hook: Callable[[str], str] | None, summary: dict[str, Any]) -> list[Path]:  # fmt: skip
 
-    settings = server_settings(data=args.data)
+    def work(store: Any, settings: Any) -> list[Path]:
+        from kept_analytics.export import Summary, default_redact, no_redact, run
 
-    def work(store: Any) -> list[Path]:
-        from kept_analytics.export import Summary, default_redact, run, spec_from_params
-        from kept_analytics.outcomes import OutcomesJob
-        from kept_analytics.params import InvalidQuery
-
-        try:
-            spec = spec_from_params(params, threshold=settings.kept_threshold)
-        except InvalidQuery as exc:
-            raise CliError(str(exc)) from None
-        OutcomesJob(store, settings.accept_actions, lag_s=0).run()
+        spec = _spec(params, threshold=settings.kept_threshold)
         done = Summary()
-        redact = hook or (default_redact if spec.redact else (lambda text: text))
+        redact = hook or (default_redact if spec.redact else no_redact)
         files = _write(run(store, spec, redact, done), args.out, args.split is not None)
         summary.update(done.as_dict())
         return files
 
-    result: list[Path] = with_local_store(args, work)
+    result: list[Path] = with_outcomes(args, work)
     return result

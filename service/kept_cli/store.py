@@ -14,6 +14,7 @@ from kept_cli.common import (
     remote_for,
     server_imports,
     server_settings,
+    setup_logging,
     with_local_store,
 )
 
@@ -24,6 +25,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from kept_storage.datadir import DataDirBusy
 
     settings = server_settings(data=args.data, host=args.host, port=args.port)
+    setup_logging(settings.log_level)
     try:
         serve(settings)
     except DataDirBusy as exc:
@@ -114,6 +116,7 @@ def cmd_consume(args: argparse.Namespace) -> int:
         )
     except ValidationError as exc:
         raise config_error(exc) from None
+    setup_logging(settings.log_level)
     try:
         run_consume(settings)
     except DataDirBusy as exc:

@@ -49,7 +49,7 @@ def open_runtime(settings: ServerSettings, data_dir: DataDir) -> Runtime:
     if not data_dir.owned:
         data_dir.acquire()
     try:
-        store = Store(settings.store_dir_dsn(data_dir), settings.database)
+        store = settings.open_store(data_dir)
         try:
             for migration in migrate(store):
                 log.info("applied migration %04d_%s", migration.version, migration.name)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import shutil
 import sys
 from pathlib import Path
@@ -48,9 +47,6 @@ def banner(runtime: Runtime, url: str) -> str:
 
 def serve(settings: ServerSettings, out: TextIO = sys.stdout) -> None:
     """Run the server until SIGINT/SIGTERM; queued events are stored before exit."""
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(levelname)s %(name)s: %(message)s"
-    )
     data_dir = DataDir(settings.data)
     data_dir.acquire()
     host = f"[{settings.host}]" if ":" in settings.host else settings.host

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import re
 from functools import lru_cache
-from pathlib import Path
 from typing import Annotated
 
 from pydantic import Field, SecretStr, ValidationInfo, field_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings import NoDecode
 
 from kept_ingest.kafka_settings import KafkaSettings
-from kept_storage import chdb_dsn
 from kept_storage.datadir import DataDir
+from kept_storage.settings import StoreSettings, with_overrides
 from kept_wire.contract import (
     ACCEPT_ACTIONS_DEFAULT,
     KEPT_THRESHOLD_DEFAULT,
@@ -20,23 +19,13 @@ from kept_wire.contract import (
 )
 
 
-class ServerSettings(KafkaSettings, BaseSettings):
+class ServerSettings(KafkaSettings, StoreSettings):
     """Every setting has a default that runs on one machine with no configuration.
 
-    The `KEPT_KAFKA*` fields come from KafkaSettings (shared with `kept consume`).
+    The `KEPT_KAFKA*` fields come from KafkaSettings and the store's (`KEPT_DATA`,
+    `KEPT_DSN`, ...) from StoreSettings, both shared with `kept consume`.
     """
 
-    model_config = SettingsConfigDict(env_prefix="KEPT_", extra="ignore")
-
-    data: Path = Field(
-        Path("kept-data"), description="Data directory (embedded store, keys, lock)."
-    )
-    dsn: str | None = Field(
-        None,
-        description="ClickHouse DSN: chdb:///abs/dir or http(s)://user:pass@host:8123. "
-        "Default: the embedded store in <data>/clickhouse.",
-    )
-    database: str = Field("kept", pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
     host: str = "127.0.0.1"
     port: int = Field(8787, ge=1, le=65535)
     max_body_bytes: int = Field(10 * 1024 * 1024, ge=1024, description="Larger bodies get 413.")
@@ -47,11 +36,6 @@ class ServerSettings(KafkaSettings, BaseSettings):
     )
     batch_linger_ms: float = Field(
         0.0, ge=0, description="Extra wait to grow a batch; inserts already group requests."
-    )
-    dedup_window_ids: int = Field(
-        500_000,
-        ge=0,
-        description="Recently stored event ids kept in memory to skip retries (~90 bytes each).",
     )
     create_demo_key: bool = Field(True, description="Create a `demo` project key on first start.")
     accept_actions: Annotated[tuple[str, ...], NoDecode] = Field(
@@ -98,7 +82,6 @@ class ServerSettings(KafkaSettings, BaseSettings):
     feedback_max_body_bytes: int = Field(
         1024 * 1024, ge=1024, description="Larger /v1/feedback bodies get 413."
     )
-    log_level: str = "info"
 
     @field_validator("accept_actions", "survival_checkpoints", "feedback_origins", mode="before")
     @classmethod
@@ -136,10 +119,6 @@ class ServerSettings(KafkaSettings, BaseSettings):
             return self.feedback_secret.get_secret_value().strip().encode()
         return data_dir.feedback_secret()
 
-    def store_dir_dsn(self, data_dir: DataDir) -> str:
-        """The configured DSN, or the embedded store inside the data directory."""
-        return self.dsn or chdb_dsn(data_dir.store_dir)
-
 
 @lru_cache(maxsize=1)
 def get_settings() -> ServerSettings:
@@ -149,6 +128,4 @@ def get_settings() -> ServerSettings:
 
 def settings_with(**overrides: object) -> ServerSettings:
     """The environment's settings with command-line values (those not None) on top."""
-    base = get_settings()
-    given = {k: v for k, v in overrides.items() if v is not None}
-    return ServerSettings.model_validate(base.model_dump() | given) if given else base
+    return with_overrides(get_settings(), **overrides)

@@ -1,4 +1,4 @@
-"""Every metric of CONTRACT.md on a scenario computed by hand: late feedback, changed
+"""Every metric (README, "Metrics") on a scenario computed by hand: late feedback, changed
 votes, repeated corrections, duplicates, no feedback, empty denominators; through the
 rollup and the exact path alike."""
 

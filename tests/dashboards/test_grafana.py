@@ -59,7 +59,9 @@ def scenario(server: InProcessServer) -> InProcessServer:
 
 def _near(a: object, b: object) -> bool:
     if isinstance(a, float) and isinstance(b, float):
-        return math.isclose(a, b, rel_tol=1e-3)
+        # t-digest quantiles depend on the order parallel states merge in, by up to a few
+        # percent (a 1e-3 tolerance failed once in CI on latency_by_model's p95).
+        return math.isclose(a, b, rel_tol=0.05)
     return a == b
 
 

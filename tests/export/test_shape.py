@@ -129,3 +129,30 @@ def test_custom_redaction_hook_is_loaded_by_path() -> None:
     for bad in ("tests.export.hooks", "no.such.module:f", "tests.export.hooks:missing"):
         with pytest.raises(ValueError, match=r"hook|import|callable"):
             load_redactor(bad)
+
+
+def test_a_hook_redacts_the_same_texts_on_the_server_and_in_the_cli() -> None:
+    """A record redacted as the store's side builds it equals the unredacted record
+    redacted by `kept export` after a remote server sent it (one walker does both)."""
+    from datetime import datetime
+
+    from kept_analytics.export import formats
+    from kept_analytics.export.query import Generation
+    from kept_wire.export import redact_record
+
+    gen = Generation(
+        "g1", "shop", datetime(2026, 1, 2, 3, 4, 5), "gpt", "v1",
+        {"model": "x@example.com", "team": "y"}, True, 1, True, {30: 1.0}, {"judge": 0.9},
+        ("accept", "copy"), "chat", json.dumps([{"role": "user", "content": "hi"}]), True,
+        "out", "fixed",
+    )  # fmt: skip
+    hook = load_redactor("tests.export.hooks:shout")
+    for make in (formats.jsonl, formats.openai_chat):
+        here, raw = make(gen, hook), make(gen, no_redact)
+        assert not isinstance(here, str) and not isinstance(raw, str)
+        assert here.record == redact_record(raw.record, hook)
+    record = formats.jsonl(gen, hook)
+    assert not isinstance(record, str)
+    assert record.record["metadata"] == {"model": "X@EXAMPLE.COM", "team": "Y"}
+    assert (record.record["model"], record.record["actions"]) == ("gpt", ["accept", "copy"])
+    assert record.record["prompt"] == [{"role": "user", "content": "HI"}]

@@ -3,11 +3,10 @@
 
 from kept_analytics.export.pipeline import Summary, run
 from kept_analytics.export.redact import default_redact, load_redactor, no_redact
-from kept_analytics.export.spec import FORMATS, ExportSpec, spec_from_params
+from kept_analytics.export.spec import ExportSpec, spec_from_params
 from kept_analytics.export.writer import validation_path, write
 
 __all__ = [
-    "FORMATS",
     "ExportSpec",
     "Summary",
     "default_redact",

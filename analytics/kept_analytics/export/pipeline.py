@@ -9,9 +9,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kept_analytics.export import formats, query, shape
-from kept_analytics.export.formats import Example, Redact
+from kept_analytics.export.formats import Example
 from kept_analytics.export.spec import ExportSpec
 from kept_storage import Store
+from kept_wire.redaction import Redactor
 
 
 @dataclass
@@ -30,7 +31,7 @@ class Summary:
         }
 
 
-def candidates(store: Store, spec: ExportSpec, redact: Redact) -> Iterator[Example | str]:
+def candidates(store: Store, spec: ExportSpec, redact: Redactor) -> Iterator[Example | str]:
     """Formatted examples (or skip reasons) in the order they are read."""
     if spec.format == "openai-chat":
         for gen in query.generations(store, spec, default=query.ENDORSED):
@@ -46,7 +47,7 @@ def candidates(store: Store, spec: ExportSpec, redact: Redact) -> Iterator[Examp
 
 
 def run(
-    store: Store, spec: ExportSpec, redact: Redact, summary: Summary
+    store: Store, spec: ExportSpec, redact: Redactor, summary: Summary
 ) -> Iterator[tuple[str, dict[str, Any]]]:
     """(part, record) pairs: part is `train` or `validation` (`train` without a split).
     `summary` is updated as records are yielded."""

@@ -15,6 +15,7 @@ from typing import Any
 
 from kept_analytics.export.spec import ExportSpec
 from kept_storage import Store
+from kept_storage.filters import Filters
 
 # The default for SFT exports when no feedback filter is given: a user endorsed the text.
 # A correction endorses the corrected text; otherwise acceptance or an up-vote, unless
@@ -66,30 +67,14 @@ class PromptGroup:
     rejected: tuple[str, ...]
 
 
-class _Filters:
-    """WHERE clauses and their typed parameters, built side by side."""
+class _Selection:
+    """What an export selects: the scope and window (Filters on `time_column`), and the
+    feedback conditions on the live outcome rows (`o_*`), with one set of parameters."""
 
     def __init__(self, spec: ExportSpec, time_column: str) -> None:
-        self.params: dict[str, Any] = {}
-        self.base: list[str] = []
-        if spec.project is not None:
-            self.base.append("project = {project:String}")
-            self.params["project"] = spec.project
-        if spec.since is not None:
-            self.base.append(f"{time_column} >= {{since:DateTime64(3)}}")
-            self.params["since"] = spec.since
-        if spec.until is not None:
-            self.base.append(f"{time_column} < {{until:DateTime64(3)}}")
-            self.params["until"] = spec.until
-        if spec.models:
-            self.base.append("model IN {models:Array(String)}")
-            self.params["models"] = list(spec.models)
-        if spec.prompt_versions:
-            self.base.append("prompt_version IN {pvs:Array(String)}")
-            self.params["pvs"] = list(spec.prompt_versions)
-        for i, (key, value) in enumerate(sorted(spec.metadata.items())):
-            self.base.append(f"metadata[{{mk{i}:String}}] = {{mv{i}:String}}")
-            self.params[f"mk{i}"], self.params[f"mv{i}"] = key, value
+        self.spec = spec
+        self.base = Filters().window(time_column, spec.since, spec.until).scope(spec)
+        self.params = self.base.params
         self.kept = "1"
         if spec.kept_at is not None:
             self.kept = (
@@ -117,10 +102,14 @@ class _Filters:
             self.params[f"sn{i}"], self.params[f"sv{i}"] = score, minimum
 
     def where(self, extra: str = "1") -> str:
-        return " AND ".join([*self.base, extra]) if self.base else extra
+        return self.base.where(extra)
+
+    def project(self) -> str:
+        """The project condition alone, for tables that the selected ids narrow further."""
+        return "project = {project:String} AND " if self.spec.project is not None else ""
 
 
-def _live(filters: _Filters, day: bool, only: str = "1") -> str:
+def _live(filters: _Selection, day: bool, only: str = "1") -> str:
     """The live outcome row of each generation in the window (and day, and `only`)."""
     where = filters.where(("toDate(gen_ts) = {day:Date}" if day else "1") + f" AND {only}")
     return f"""
@@ -133,30 +122,28 @@ def _live(filters: _Filters, day: bool, only: str = "1") -> str:
     """
 
 
-def _texts(filters: _Filters, ids: str, day: bool) -> str:
+def _texts(filters: _Selection, ids: str, day: bool) -> str:
     """The text of the first stored copy of each selected generation."""
-    project = "project = {project:String} AND " if "project" in filters.params else ""
     when = "toDate(ts) = {day:Date} AND " if day else ""
-    if not day and "since" in filters.params:
+    if not day and filters.spec.since is not None:
         # a generation's first row is in the window, so all of its rows are on or after since
         when = "ts >= {since:DateTime64(3)} AND "
     return f"""
     SELECT project, generation_id, argMin(input_format, inserted_at) AS g_format,
         argMin(input, inserted_at) AS g_input, argMin(output_captured, inserted_at) AS g_captured,
         argMin(output, inserted_at) AS g_output
-    FROM generations WHERE {project}{when}generation_id IN ({ids})
+    FROM generations WHERE {filters.project()}{when}generation_id IN ({ids})
     GROUP BY project, generation_id
     """
 
 
-def _corrections(filters: _Filters, ids: str) -> str:
+def _corrections(filters: _Selection, ids: str) -> str:
     """The latest correction of each corrected generation (the bloom filter on
     generation_id prunes; corrections come on or after the generation's day)."""
-    project = "project = {project:String} AND " if "project" in filters.params else ""
     return f"""
     SELECT project, generation_id, argMax(text, (ts, event_id)) AS c_text
     FROM feedback
-    WHERE {project}type = 'correction' AND toDate(ts) >= {{day:Date}} - 1
+    WHERE {filters.project()}type = 'correction' AND toDate(ts) >= {{day:Date}} - 1
         AND generation_id IN ({ids})
     GROUP BY project, generation_id
     """
@@ -165,7 +152,7 @@ def _corrections(filters: _Filters, ids: str) -> str:
 def selection_sql(spec: ExportSpec, default: str, required: str) -> tuple[str, dict[str, Any]]:
     """One day's selected generations with text and correction, in time order. The
     caller's feedback filters apply, else the `default` condition; `required` always."""
-    filters = _Filters(spec, "gen_ts")
+    filters = _Selection(spec, "gen_ts")
     feedback = [*(filters.feedback or [default]), required]
     selected = f"SELECT * FROM ({_live(filters, day=True)}) WHERE {' AND '.join(feedback)}"
     ids = f"SELECT generation_id FROM ({selected})"
@@ -185,7 +172,7 @@ def selection_sql(spec: ExportSpec, default: str, required: str) -> tuple[str, d
 
 
 def _days(store: Store, spec: ExportSpec) -> list[date]:
-    filters = _Filters(spec, "gen_ts")
+    filters = _Selection(spec, "gen_ts")
     rows = store.rows(
         f"SELECT DISTINCT toDate(gen_ts) AS d FROM outcomes WHERE {filters.where()} ORDER BY d",
         filters.params,
@@ -216,8 +203,8 @@ def pairs_sql(spec: ExportSpec) -> tuple[str, dict[str, Any]]:
     outputs, for the prompts whose hash falls in `bucket` of `buckets`. Only prompts asked
     at least twice are read in full: finding them keeps a hash per prompt in memory, not
     the window's texts and outcomes."""
-    filters = _Filters(spec, "gen_ts")
-    on_generations = _Filters(spec, "ts")  # the same filters and parameter values
+    filters = _Selection(spec, "gen_ts")
+    on_generations = _Selection(spec, "ts")  # the same filters and parameter values
     repeated = f"""
     SELECT cityHash64(project, input_format, input) AS ph FROM generations
     WHERE {on_generations.where("output_captured AND input_format != 'none'")}
@@ -249,7 +236,7 @@ def pairs_sql(spec: ExportSpec) -> tuple[str, dict[str, Any]]:
 
 def repeated_count_sql(spec: ExportSpec) -> tuple[str, dict[str, Any]]:
     """How many generations share their prompt with another one."""
-    on_generations = _Filters(spec, "ts")
+    on_generations = _Selection(spec, "ts")
     sql = f"""
     SELECT sum(n) FROM (
         SELECT count() AS n FROM generations

@@ -11,14 +11,19 @@ from collections.abc import Sequence
 from datetime import datetime, timezone
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from kept_analytics.params import InvalidQuery, Params, many, one
+from kept_analytics.params import (
+    InvalidQuery,
+    Params,
+    check_order,
+    one,
+    query_errors,
+    scope,
+)
 from kept_wire.contract import KEPT_THRESHOLD_DEFAULT
+from kept_wire.export import Format
 from kept_wire.timespec import parse_instant
-
-Format = Literal["openai-chat", "dpo", "jsonl"]
-FORMATS: tuple[Format, ...] = ("openai-chat", "dpo", "jsonl")
 
 _NAME = re.compile(r"^[A-Za-z0-9_.:-]{1,200}$")
 
@@ -138,14 +143,11 @@ def spec_from_params(
     unknown = [k for k in unknown if not k.startswith("metadata.")]
     if unknown:
         raise InvalidQuery(f"unknown parameter(s): {', '.join(sorted(unknown))}")
-    try:
+    with query_errors():
         since_raw, until_raw = one(params, "since"), one(params, "until")
         since = parse_instant(since_raw, now) if since_raw else None
         until = parse_instant(until_raw, now) if until_raw else None
-        if since is not None and until is not None and since >= until:
-            raise InvalidQuery(
-                f"since ({since.isoformat()}) must be before until ({until.isoformat()})"
-            )
+        check_order(since, until)
         min_scores = {
             k: _number(v, f"min_score {k}")
             for k, v in _pairs(params.get("min_score", ()), "min_score").items()
@@ -159,14 +161,7 @@ def spec_from_params(
             format=one(params, "format") or "openai-chat",
             since=since,
             until=until,
-            project=one(params, "project"),
-            models=many(params, "model"),
-            prompt_versions=many(params, "prompt_version"),
-            metadata={
-                k.removeprefix("metadata."): v[-1]
-                for k, v in params.items()
-                if k.startswith("metadata.") and v
-            },
+            **scope(params),
             accepted=_bool(params, "accepted"),
             vote=_vote(one(params, "vote")),
             corrected=_bool(params, "corrected"),
@@ -180,11 +175,3 @@ def spec_from_params(
             split=float(split) if split is not None else None,
             redact=redact != "none",
         )
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "query"
-        raise InvalidQuery(f"{where}: {first['msg'].removeprefix('Value error, ')}") from None
-    except InvalidQuery:
-        raise
-    except ValueError as exc:
-        raise InvalidQuery(str(exc)) from None

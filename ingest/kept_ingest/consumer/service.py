@@ -72,24 +72,17 @@ def consume(
 
 def run_consume(settings: ConsumerSettings) -> None:
     """`kept consume`: run until SIGTERM/SIGINT, storing and committing the last batch."""
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(levelname)s %(name)s: %(message)s"
-    )
-    if logging.getLogger().level > logging.DEBUG:  # kafka-python is chatty at INFO
-        logging.getLogger("kafka").setLevel(logging.WARNING)
     if not settings.kafka:
         raise ConsumerStopped("KEPT_KAFKA is not set (bootstrap servers, host:9092,...)")
     stop = threading.Event()
     restore = _on_signals(stop)
-    data_dir, dsn = None, settings.dsn
-    if dsn is None:  # the embedded store: own its directory, as kept serve does
-        data_dir = DataDir(settings.data)
+    data_dir = DataDir(settings.data)
+    if settings.dsn is None:  # the embedded store: own its directory, as kept serve does
         data_dir.acquire()
-        dsn = settings.store_dsn(data_dir)
     registry = CollectorRegistry()
     metrics = ConsumerMetrics(registry)
     insert = InsertStep(
-        lambda: Store(dsn, settings.database), IngestMetrics(registry), settings.dedup_window_ids
+        lambda: settings.open_store(data_dir), IngestMetrics(registry), settings.dedup_window_ids
     )
     server = None
     _tune_gc()
@@ -106,7 +99,7 @@ def run_consume(settings: ConsumerSettings) -> None:
         if server is not None:
             server.shutdown()
         insert.close()
-        if data_dir is not None:
+        if data_dir.owned:
             data_dir.release()
         restore()
     log.info("stopped")
