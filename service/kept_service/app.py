@@ -1,17 +1,50 @@
-"""The FastAPI application: routes plus a lifespan that owns the runtime."""
+"""The FastAPI application: routes, error handlers, request metrics, and a lifespan that
+owns the runtime."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.concurrency import run_in_threadpool
 
-from kept_service.api import admin, events, export, feedback, health, panels, report
+from kept_service.api import (
+    admin,
+    events,
+    export,
+    feedback,
+    health,
+    openapi,
+    panels,
+    report,
+    snippet,
+    tokens,
+)
+from kept_service.api.errors import HANDLERS
+from kept_service.api.middleware import RequestMetrics
 from kept_service.runtime import Runtime, close_runtime, open_runtime
 from kept_service.settings import ServerSettings
 from kept_storage.datadir import DataDir
+
+_DESCRIPTION = """Feedback capture for LLM apps: events in, reports and training data out.
+
+Every refusal has the body `{"error": code, "message": text}`, some with `errors` (a
+list of `{index, field, message}`) or `reason`; the codes are listed in the README
+("HTTP intake")."""
+
+
+class KeptAPI(FastAPI):
+    """FastAPI with the schemas of hand-declared request bodies in its OpenAPI document."""
+
+    def openapi(self) -> dict[str, Any]:
+        if self.openapi_schema is None:
+            document = super().openapi()
+            for schemas in (events.SCHEMAS, tokens.SCHEMAS, feedback.SCHEMAS):
+                openapi.add_components(document, schemas)
+            self.openapi_schema = document
+        return self.openapi_schema
 
 
 def create_app(
@@ -33,13 +66,15 @@ def create_app(
         finally:
             await run_in_threadpool(close_runtime, runtime)
 
-    app = FastAPI(title="kept", version="0.1.0", lifespan=lifespan, docs_url="/docs")
-    app.include_router(events.router)
-    app.include_router(feedback.router)
-    app.include_router(health.router)
-    app.include_router(admin.router)
-    app.include_router(report.router)
-    app.include_router(export.router)
-    app.include_router(panels.router)
-
+    app = KeptAPI(
+        title="kept",
+        version="0.1.0",
+        description=_DESCRIPTION,
+        lifespan=lifespan,
+        docs_url="/docs",
+        exception_handlers=HANDLERS,
+    )
+    app.add_middleware(RequestMetrics)
+    for module in (events, tokens, feedback, snippet, health, admin, report, export, panels):
+        app.include_router(module.router)
     return app

@@ -6,28 +6,18 @@ administer the store in it.
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi import APIRouter
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
 from kept_ingest.keys import create_key
-from kept_service.api.deps import RuntimeDep, is_admin
-from kept_service.runtime import Runtime
+from kept_service.api import openapi
+from kept_service.api.auth import AdminDep
 from kept_service.status import StoreStatus, store_status
 from kept_storage import migrate
 from kept_wire.contract import PROJECT_PATTERN
 
-
-def _require_admin(request: Request, runtime: RuntimeDep) -> Runtime:
-    if not is_admin(request, runtime):
-        raise HTTPException(401, "admin token required", headers={"WWW-Authenticate": "Bearer"})
-    return runtime
-
-
-AdminDep = Annotated[Runtime, Depends(_require_admin)]
-router = APIRouter(prefix="/v1/admin")
+router = APIRouter(prefix="/v1/admin", tags=["admin"], responses=openapi.refusals(401))
 
 
 class KeyRequest(BaseModel):
@@ -44,7 +34,7 @@ class Migrated(BaseModel):
     version: int
 
 
-@router.post("/keys", status_code=201)
+@router.post("/keys", status_code=201, responses=openapi.refusals(422))
 async def create_project_key(body: KeyRequest, runtime: AdminDep) -> KeyCreated:
     """Create a project key; the key is returned once and only its hash is stored."""
     key = await run_in_threadpool(create_key, runtime.store, body.project)
@@ -54,6 +44,7 @@ async def create_project_key(body: KeyRequest, runtime: AdminDep) -> KeyCreated:
 
 @router.post("/migrate")
 async def run_migrations(runtime: AdminDep) -> Migrated:
+    """Apply pending schema migrations."""
     applied = await run_in_threadpool(migrate, runtime.store)
     status = await run_in_threadpool(store_status, runtime.store)
     return Migrated(

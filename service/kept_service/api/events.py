@@ -3,25 +3,29 @@
 from __future__ import annotations
 
 import json
-import time
 import zlib
 from collections import Counter
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel
 
 from kept_ingest.contract import Event
 from kept_ingest.decode import EventError, InvalidEvents, decode_body
 from kept_ingest.metrics import IngestMetrics
 from kept_ingest.sink import SinkUnavailable
 from kept_ingest.writer import Overloaded, WriterStopped
-from kept_service.api.deps import RuntimeDep, bearer_token, error_response
+from kept_service.api import openapi
+from kept_service.api.auth import IntakeProject
+from kept_service.api.deps import RuntimeDep
+from kept_service.api.errors import ApiError
 from kept_service.runtime import Runtime
 from kept_storage import StorageError
 from kept_wire.contract import EVENT_TYPES
 
-router = APIRouter()
+router = APIRouter(tags=["intake"])
 ROUTE = "/v1/events"
+SCHEMAS = openapi.event_schemas()
+"""Components the hand-written body declaration refers to."""
 
 
 _DRAIN_LIMIT = 8
@@ -88,12 +92,12 @@ def _project_mismatches(events: list[Event], project: str) -> list[EventError]:
     ]
 
 
-def refuse_invalid(metrics: IngestMetrics, body: bytes, errors: list[EventError]) -> JSONResponse:
+def invalid_events(metrics: IngestMetrics, body: bytes, errors: list[EventError]) -> ApiError:
     """422 listing every contract error; rejected events are counted by type."""
     for kind in _types_by_index(body, errors):
         metrics.events_rejected.labels(kind, "invalid").inc()
     bad = len({e.index for e in errors})
-    return error_response(
+    return ApiError(
         422,
         "invalid_events",
         f"{bad} event(s) break the contract; nothing of this request was stored",
@@ -101,69 +105,68 @@ def refuse_invalid(metrics: IngestMetrics, body: bytes, errors: list[EventError]
     )
 
 
-@router.post(ROUTE, status_code=202)
-async def post_events(request: Request, runtime: RuntimeDep) -> Response:
+class Accepted(BaseModel):
+    """Every event of the request is stored (durable)."""
+
+    accepted: int
+
+
+@router.post(
+    ROUTE,
+    status_code=202,
+    openapi_extra=openapi.events_body(),
+    responses=openapi.refusals(
+        401,
+        413,
+        422,
+        429,
+        503,
+        e422="`invalid_events`: an event breaks the contract (README, 'Event contract')",
+    ),
+)
+async def post_events(request: Request, runtime: RuntimeDep, project: IntakeProject) -> Accepted:
     """Store a JSON array or NDJSON of events, all or nothing."""
-    started = time.perf_counter()
-    response = await _handle(request, runtime)
-    runtime.metrics.requests.labels(ROUTE, str(response.status_code)).inc()
-    runtime.metrics.request_latency.labels(ROUTE).observe(time.perf_counter() - started)
-    return response
-
-
-async def _handle(request: Request, runtime: RuntimeDep) -> Response:
     metrics, settings = runtime.metrics, runtime.settings
-    token = bearer_token(request)
-    project = runtime.keys.project_for(token) if token else None
-    if project is None:
-        metrics.events_rejected.labels("unknown", "unauthorized").inc()
-        return error_response(
-            401,
-            "unauthorized",
-            "missing or invalid project key (Authorization: Bearer <key>)",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
     body = b""
     try:
         body = await read_body(request, settings.max_body_bytes)
         events = decode_body(body, request.headers.get("content-type"))
     except BodyTooLarge:
         metrics.events_rejected.labels("unknown", "too_large").inc()
-        return error_response(
-            413, "too_large", f"the body is larger than {settings.max_body_bytes} bytes"
-        )
+        limit = settings.max_body_bytes
+        raise ApiError(413, "too_large", f"the body is larger than {limit} bytes") from None
     except InvalidEvents as exc:
-        return refuse_invalid(metrics, body, exc.errors)
+        raise invalid_events(metrics, body, exc.errors) from None
     if len(events) > settings.max_events_per_request:
         metrics.events_rejected.labels("unknown", "too_large").inc(len(events))
-        return error_response(
+        raise ApiError(
             413,
             "too_large",
             f"{len(events)} events in one request; at most {settings.max_events_per_request}",
         )
     if mismatches := _project_mismatches(events, project):
-        return refuse_invalid(metrics, body, mismatches)
+        raise invalid_events(metrics, body, mismatches)
     return await store_events(runtime, events, project)
 
 
-async def store_events(runtime: Runtime, events: list[Event], project: str) -> JSONResponse:
+async def store_events(runtime: Runtime, events: list[Event], project: str) -> Accepted:
     """Hand validated events to the sink: 202 once durable, else 429 or 503."""
     metrics = runtime.metrics
     try:
         await runtime.sink.write(events, project)
     except Overloaded as exc:
         metrics.events_rejected.labels("unknown", "overloaded").inc(len(events))
-        return error_response(
+        raise ApiError(
             429,
             "overloaded",
             "too many events are waiting to be stored; retry later",
             headers={"Retry-After": str(max(1, round(exc.retry_after)))},
-        )
+        ) from None
     except (StorageError, WriterStopped, SinkUnavailable) as exc:
         metrics.events_rejected.labels("unknown", "unavailable").inc(len(events))
-        return error_response(
+        raise ApiError(
             503, "unavailable", f"events could not be stored: {exc}", headers={"Retry-After": "5"}
-        )
+        ) from None
     for kind, count in Counter(e.type for e in events).items():
         metrics.events_accepted.labels(kind).inc(count)
-    return JSONResponse({"accepted": len(events)}, 202)
+    return Accepted(accepted=len(events))

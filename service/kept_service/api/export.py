@@ -19,7 +19,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import Response, StreamingResponse
+from fastapi.responses import StreamingResponse
 
 from kept_analytics.export import (
     ExportSpec,
@@ -31,10 +31,13 @@ from kept_analytics.export import (
 )
 from kept_analytics.export.writer import line
 from kept_analytics.params import InvalidQuery
-from kept_service.api.deps import RuntimeDep, error_response, query_params, reader, scope
+from kept_service.api import openapi
+from kept_service.api.auth import Reader, ReaderDep, scope
+from kept_service.api.deps import RuntimeDep, query_params
+from kept_service.api.errors import ApiError
 from kept_service.runtime import Runtime
 
-router = APIRouter()
+router = APIRouter(tags=["export"])
 log = logging.getLogger("kept.export")
 
 _OWN = ("envelope", "part")
@@ -43,18 +46,23 @@ _CHUNK_BYTES = 64 * 1024
 # two exports run at once; more wait their turn (the engine shares two cores anyway).
 _EXECUTOR = ThreadPoolExecutor(max_workers=2, thread_name_prefix="kept-export")
 _DONE = object()
+_NDJSON = {
+    "responses": {
+        "200": {
+            "description": "A JSON record a line; with `envelope`, {part, record} then {summary}",
+            "content": {"application/x-ndjson": {"schema": {"type": "string"}}},
+        }
+    }
+}
 
 
-def _spec(request: Request, runtime: Runtime) -> ExportSpec | Response:
-    who = reader(request, runtime)
-    if who is None:
-        return error_response(401, "unauthorized", "a project key or the admin token is required")
+def _spec(request: Request, runtime: Runtime, who: Reader) -> ExportSpec:
     try:
         spec = spec_from_params(
             query_params(request), threshold=runtime.settings.kept_threshold, extra=_OWN
         )
     except InvalidQuery as exc:
-        return error_response(422, "invalid_query", str(exc))
+        raise ApiError(422, "invalid_query", str(exc)) from None
     return scope(spec, who)
 
 
@@ -99,18 +107,24 @@ def _produce(
         put(exc)
 
 
-@router.get("/v1/export")
-async def get_export(request: Request, runtime: RuntimeDep) -> Response:
+@router.get(
+    "/v1/export",
+    response_class=StreamingResponse,
+    description=f"Training data as NDJSON, streamed as it is read.{openapi.METADATA_NOTE}",
+    openapi_extra=openapi.export_query() | _NDJSON,
+    responses=openapi.refusals(
+        401, 403, 422, e422="`invalid_query`: a parameter is unknown or wrong; `message` says which"
+    ),
+)
+async def get_export(request: Request, runtime: RuntimeDep, who: ReaderDep) -> StreamingResponse:
     """Training data as NDJSON; see `kept export --help` for the parameters."""
-    spec = _spec(request, runtime)
-    if isinstance(spec, Response):
-        return spec
+    spec = _spec(request, runtime, who)
     envelope = request.query_params.get("envelope", "false").lower() in ("true", "1")
     part = request.query_params.get("part")
     if part not in (None, "train", "validation"):
-        return error_response(422, "invalid_query", "part must be train or validation")
+        raise ApiError(422, "invalid_query", "part must be train or validation")
     if part is not None and spec.split is None:
-        return error_response(422, "invalid_query", "part needs split")
+        raise ApiError(422, "invalid_query", "part needs split")
     # Feedback stored before the request belongs in the outcomes the export reads.
     await run_in_threadpool(runtime.analytics.run_now)
     chunks: queue.Queue[object] = queue.Queue(maxsize=16)

@@ -1,8 +1,8 @@
-"""Feedback from browsers: `POST /v1/feedback-tokens`, `POST /v1/feedback`, `GET /sdk.js`.
+"""Feedback from browsers: `POST /v1/feedback` with a feedback token.
 
-The app's server mints a short-lived token for one generation with its project key; the
-web page sends votes, actions, corrections and scores for that generation with the token
-(see feedback_tokens.py), through the dependency-free snippet at `/sdk.js`.
+The app's server mints a short-lived token for one generation with its project key
+(tokens.py); the web page sends votes, actions, corrections and scores for that
+generation with the token, through the dependency-free snippet at `/sdk.js`.
 
 Only `/v1/feedback` speaks CORS: the rest of the API takes project keys, which belong on
 servers. It accepts a `text/plain` body carrying the token, so that a page's request is a
@@ -11,50 +11,36 @@ CORS "simple request" and needs no preflight; a token in `Authorization` works t
 
 from __future__ import annotations
 
-import hashlib
 import json
-import time
 from collections import Counter
-from functools import lru_cache
-from importlib import resources
+from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from fastapi import APIRouter, Depends, Request, Response
+from pydantic import BaseModel, ConfigDict, ValidationError
 
-from kept_ingest.contract import Id
 from kept_ingest.decode import InvalidEvents, decode_json_array
-from kept_ingest.feedback_tokens import FeedbackGrant, FeedbackTokenError, mint_token, verify_token
-from kept_service.api.deps import RuntimeDep, bearer_token, error_response
-from kept_service.api.events import BodyTooLarge, read_body, refuse_invalid, store_events
+from kept_ingest.feedback_tokens import FeedbackGrant, FeedbackTokenError, verify_token
+from kept_service.api import openapi
+from kept_service.api.auth import FeedbackCredentials
+from kept_service.api.deps import RuntimeDep
+from kept_service.api.errors import ApiError, set_refusal_headers
+from kept_service.api.events import (
+    Accepted,
+    BodyTooLarge,
+    invalid_events,
+    read_body,
+    store_events,
+)
+from kept_service.api.tokens import envelope_errors, invalid
 from kept_service.runtime import Runtime
 from kept_wire.contract import EVENT_TYPES
 
-router = APIRouter()
-TOKENS_ROUTE = "/v1/feedback-tokens"
+router = APIRouter(tags=["feedback"])
 FEEDBACK_ROUTE = "/v1/feedback"
 FEEDBACK_TYPES = ("vote", "action", "correction", "score")
 MAX_EVENTS = 100
 """Events in one /v1/feedback request: a page reports what one user did, not a backlog."""
-_MAX_TOKEN_REQUEST_BYTES = 16 * 1024
-
-
-class TokenRequest(BaseModel):
-    """Body of `POST /v1/feedback-tokens`."""
-
-    model_config = ConfigDict(extra="forbid", strict=True)
-
-    generation_id: Id
-    ttl_s: Annotated[int, Field(ge=1)] | None = None
-    """Lifetime in seconds; default KEPT_FEEDBACK_TOKEN_TTL_S, at most ..._MAX_TTL_S."""
-
-
-class TokenResponse(BaseModel):
-    token: str
-    generation_id: str
-    expires_at: str
-    """RFC 3339, UTC."""
 
 
 class FeedbackRequest(BaseModel):
@@ -66,81 +52,20 @@ class FeedbackRequest(BaseModel):
     events: list[Any]
 
 
-def _json_body(model: type[BaseModel]) -> dict[str, Any]:
-    schema = model.model_json_schema()
-    content = {"application/json": {"schema": schema}}
-    if model is FeedbackRequest:
-        content["text/plain"] = {"schema": schema}
-    return {"requestBody": {"required": True, "content": content}}
+def _schemas() -> dict[str, dict[str, Any]]:
+    schemas = openapi.feedback_event_schemas(FEEDBACK_TYPES)
+    request = openapi.model_schemas(FeedbackRequest)
+    events = request["FeedbackRequest"]["properties"]["events"]
+    events["items"] = {"$ref": openapi.REF.format(model="FeedbackEvent")}
+    events["maxItems"] = MAX_EVENTS
+    return schemas | request
 
 
-def _observe(runtime: Runtime, route: str, started: float, response: Response) -> Response:
-    runtime.metrics.requests.labels(route, str(response.status_code)).inc()
-    runtime.metrics.request_latency.labels(route).observe(time.perf_counter() - started)
-    return response
+SCHEMAS = _schemas()
+"""Components the hand-written body declaration refers to."""
 
 
-def _invalid(message: str, errors: list[dict[str, Any]]) -> JSONResponse:
-    return error_response(422, "invalid_events", message, errors=errors)
-
-
-def _envelope_errors(exc: ValidationError) -> list[dict[str, Any]]:
-    return [
-        {
-            "index": None,
-            "field": ".".join(str(p) for p in err["loc"]) or None,
-            "message": str(err["msg"]),
-        }
-        for err in exc.errors(include_url=False)
-    ]
-
-
-# ---- minting --------------------------------------------------------------------------
-
-
-@router.post(
-    TOKENS_ROUTE,
-    status_code=201,
-    response_model=TokenResponse,
-    openapi_extra=_json_body(TokenRequest),
-)
-async def create_feedback_token(request: Request, runtime: RuntimeDep) -> Response:
-    """Mint a feedback token for one generation of the key's project (server to server)."""
-    started = time.perf_counter()
-    return _observe(runtime, TOKENS_ROUTE, started, await _mint(request, runtime))
-
-
-async def _mint(request: Request, runtime: Runtime) -> Response:
-    settings = runtime.settings
-    key = bearer_token(request)
-    project = runtime.keys.project_for(key) if key else None
-    if project is None:
-        return error_response(
-            401,
-            "unauthorized",
-            "missing or invalid project key (Authorization: Bearer <key>)",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
-    try:
-        body = TokenRequest.model_validate_json(
-            await read_body(request, _MAX_TOKEN_REQUEST_BYTES) or b"null"
-        )
-    except BodyTooLarge:
-        return error_response(413, "too_large", "a token request is a small JSON object")
-    except ValidationError as exc:
-        return _invalid("invalid token request", _envelope_errors(exc))
-    ttl = body.ttl_s if body.ttl_s is not None else settings.feedback_token_ttl_s
-    if ttl > settings.feedback_token_max_ttl_s:
-        message = f"ttl_s is at most {settings.feedback_token_max_ttl_s}"
-        return _invalid(message, [{"index": None, "field": "ttl_s", "message": message}])
-    token, grant = mint_token(runtime.feedback_secret, project, body.generation_id, ttl)
-    answer = TokenResponse(
-        token=token, generation_id=grant.generation_id, expires_at=grant.expires_at_rfc3339
-    )
-    return JSONResponse(answer.model_dump(), 201, headers={"Cache-Control": "no-store"})
-
-
-# ---- feedback from the browser --------------------------------------------------------
+# ---- CORS -----------------------------------------------------------------------------
 
 
 def _cors(request: Request, runtime: Runtime) -> tuple[dict[str, str], bool]:
@@ -163,13 +88,20 @@ def _cors(request: Request, runtime: Runtime) -> tuple[dict[str, str], bool]:
     return headers, False
 
 
-def _origin_refused(request: Request) -> JSONResponse:
+def _origin_refused(request: Request, headers: dict[str, str]) -> ApiError:
     origin = request.headers.get("origin")
-    return error_response(
-        403,
-        "forbidden",
-        f"origin {origin!r} may not send feedback (allowed: KEPT_FEEDBACK_ORIGINS)",
-    )
+    message = f"origin {origin!r} may not send feedback (allowed: KEPT_FEEDBACK_ORIGINS)"
+    return ApiError(403, "forbidden", message, headers=headers)
+
+
+async def _browser_origin(request: Request, response: Response, runtime: RuntimeDep) -> None:
+    """Every answer, refusals included, carries the CORS headers; other origins get 403."""
+    headers, allowed = _cors(request, runtime)
+    if not allowed:
+        runtime.metrics.events_rejected.labels("unknown", "forbidden").inc()
+        raise _origin_refused(request, headers)
+    response.headers.update(headers)
+    set_refusal_headers(request, headers)
 
 
 @router.options(FEEDBACK_ROUTE, include_in_schema=False)
@@ -177,7 +109,7 @@ async def feedback_preflight(request: Request, runtime: RuntimeDep) -> Response:
     """Answer the browser's preflight (sent when the page uses the Authorization header)."""
     headers, allowed = _cors(request, runtime)
     if not allowed:
-        return _with(headers, _origin_refused(request))
+        raise _origin_refused(request, headers)
     headers |= {
         "Access-Control-Allow-Methods": "POST, OPTIONS",
         "Access-Control-Allow-Headers": "Authorization, Content-Type",
@@ -186,49 +118,73 @@ async def feedback_preflight(request: Request, runtime: RuntimeDep) -> Response:
     return Response(status_code=204, headers=headers)
 
 
-def _with(headers: dict[str, str], response: Response) -> Response:
-    response.headers.update(headers)
-    return response
+# ---- the token ------------------------------------------------------------------------
 
 
-@router.post(FEEDBACK_ROUTE, status_code=202, openapi_extra=_json_body(FeedbackRequest))
-async def post_feedback(request: Request, runtime: RuntimeDep) -> Response:
+def _unauthorized(runtime: Runtime, message: str, reason: str) -> ApiError:
+    runtime.metrics.events_rejected.labels("unknown", "unauthorized").inc()
+    return ApiError(401, "unauthorized", message, reason=reason)
+
+
+def _verify(runtime: Runtime, token: str) -> FeedbackGrant:
+    try:
+        return verify_token(runtime.feedback_secret, token)
+    except FeedbackTokenError as exc:
+        raise _unauthorized(runtime, str(exc), exc.reason) from None
+
+
+@dataclass(frozen=True)
+class HeaderToken:
+    """A valid feedback token from the Authorization header, and what it grants."""
+
+    token: str
+    grant: FeedbackGrant
+
+
+async def _header_token(
+    runtime: RuntimeDep, credentials: FeedbackCredentials
+) -> HeaderToken | None:
+    # Checked before the body is read: a page with a stale token should learn that,
+    # whatever else is wrong.
+    if credentials is None:
+        return None
+    return HeaderToken(credentials.credentials, _verify(runtime, credentials.credentials))
+
+
+HeaderTokenDep = Annotated[HeaderToken | None, Depends(_header_token)]
+"""The feedback token in `Authorization` (401 for a bad one), or None without one."""
+
+
+# ---- the route ------------------------------------------------------------------------
+
+
+@router.post(
+    FEEDBACK_ROUTE,
+    status_code=202,
+    dependencies=[Depends(_browser_origin)],
+    # The token may come in the body instead of the header: no credential is required.
+    openapi_extra=openapi.json_body("FeedbackRequest", text_plain=True) | {"security": [{}]},
+    responses=openapi.refusals(
+        401,
+        403,
+        413,
+        422,
+        429,
+        503,
+        challenge=False,
+        e401="`unauthorized`: no token, or a bad one; `reason` says which",
+        e403="`forbidden`: the Origin may not send feedback, or an event is not the token's",
+        e422="`invalid_events`: the body or an event breaks the contract",
+    ),
+)
+async def post_feedback(request: Request, runtime: RuntimeDep, header: HeaderTokenDep) -> Accepted:
     """Store feedback events for the generation a feedback token names, all or nothing.
 
     Body: `{"token": "kft_...", "events": [...]}` as application/json or text/plain; the
     token may instead come as `Authorization: Bearer kft_...`. Events may leave out
     `generation_id` (the token's is used); `project` is the token's.
     """
-    started = time.perf_counter()
-    headers, allowed = _cors(request, runtime)
-    if allowed:
-        response = await _feedback(request, runtime)
-    else:
-        runtime.metrics.events_rejected.labels("unknown", "forbidden").inc()
-        response = _origin_refused(request)
-    return _observe(runtime, FEEDBACK_ROUTE, started, _with(headers, response))
-
-
-def _unauthorized(runtime: Runtime, message: str, reason: str) -> JSONResponse:
-    runtime.metrics.events_rejected.labels("unknown", "unauthorized").inc()
-    return error_response(401, "unauthorized", message, reason=reason)
-
-
-def _verify(runtime: Runtime, token: str) -> FeedbackGrant | JSONResponse:
-    try:
-        return verify_token(runtime.feedback_secret, token)
-    except FeedbackTokenError as exc:
-        return _unauthorized(runtime, str(exc), exc.reason)
-
-
-async def _feedback(request: Request, runtime: Runtime) -> Response:
     metrics, settings = runtime.metrics, runtime.settings
-    # A token in the header is checked before the body is read: a page with a stale
-    # token should learn that, whatever else is wrong.
-    header_token = bearer_token(request)
-    grant = _verify(runtime, header_token) if header_token else None
-    if isinstance(grant, JSONResponse):
-        return grant
     try:
         body = FeedbackRequest.model_validate_json(
             await read_body(request, settings.feedback_max_body_bytes) or b"null"
@@ -236,41 +192,39 @@ async def _feedback(request: Request, runtime: Runtime) -> Response:
     except BodyTooLarge:
         metrics.events_rejected.labels("unknown", "too_large").inc()
         limit = settings.feedback_max_body_bytes
-        return error_response(413, "too_large", f"the body is larger than {limit} bytes")
+        raise ApiError(413, "too_large", f"the body is larger than {limit} bytes") from None
     except ValidationError as exc:
         metrics.events_rejected.labels("unknown", "invalid").inc()
         message = 'expected a JSON object {"token": "kft_...", "events": [...]}'
-        return _invalid(message, _envelope_errors(exc))
-    if grant is None:
-        if not body.token:
-            return _unauthorized(
-                runtime,
-                'missing feedback token (body {"token": "kft_..."} or Authorization: Bearer)',
-                "missing_token",
-            )
-        grant = _verify(runtime, body.token)
-        if isinstance(grant, JSONResponse):
-            return grant
-    elif body.token and body.token != header_token:
-        return _unauthorized(
-            runtime, "the Authorization header and the body carry different tokens", "two_tokens"
-        )
+        raise invalid(message, envelope_errors(exc)) from None
+    grant = _grant(runtime, header, body.token)
     if len(body.events) > MAX_EVENTS:
         metrics.events_rejected.labels("unknown", "too_large").inc(len(body.events))
-        return error_response(
-            413, "too_large", f"{len(body.events)} events in one request; at most {MAX_EVENTS}"
-        )
-    if refusal := _out_of_scope(runtime, body.events, grant):
-        return refusal
+        message = f"{len(body.events)} events in one request; at most {MAX_EVENTS}"
+        raise ApiError(413, "too_large", message)
+    _check_scope(runtime, body.events, grant)
     encoded = json.dumps(body.events).encode()
     try:
         events = decode_json_array(encoded)
     except InvalidEvents as exc:
-        return refuse_invalid(metrics, encoded, exc.errors)
+        raise invalid_events(metrics, encoded, exc.errors) from None
     return await store_events(runtime, events, grant.project)
 
 
-def _out_of_scope(runtime: Runtime, events: list[Any], grant: FeedbackGrant) -> Response | None:
+def _grant(runtime: Runtime, header: HeaderToken | None, body_token: str | None) -> FeedbackGrant:
+    """What the header's token grants, or else the body's; when both come, they must match."""
+    if header is None:
+        if not body_token:
+            message = 'missing feedback token (body {"token": "kft_..."} or Authorization: Bearer)'
+            raise _unauthorized(runtime, message, "missing_token")
+        return _verify(runtime, body_token)
+    if body_token and body_token != header.token:
+        message = "the Authorization header and the body carry different tokens"
+        raise _unauthorized(runtime, message, "two_tokens")
+    return header.grant
+
+
+def _check_scope(runtime: Runtime, events: list[Any], grant: FeedbackGrant) -> None:
     """403 for an event the token does not cover; fills in the token's generation id.
 
     Runs on the raw objects, before contract validation, so that a generation event (say)
@@ -294,42 +248,17 @@ def _out_of_scope(runtime: Runtime, events: list[Any], grant: FeedbackGrant) -> 
             message = f"the token is for project {grant.project!r}"
             problems.append({"index": index, "field": "project", "message": message})
     if not problems:
-        return None
+        return
     kinds = Counter(
         e["type"] if isinstance(e, dict) and e.get("type") in EVENT_TYPES else "unknown"
         for e in events
     )
     for kind, count in kinds.items():
         runtime.metrics.events_rejected.labels(kind, "forbidden").inc(count)
-    return error_response(
+    raise ApiError(
         403,
         "forbidden",
         f"{len({p['index'] for p in problems})} event(s) are outside what the feedback token "
         "allows; nothing of this request was stored",
         errors=problems,
     )
-
-
-# ---- the snippet ----------------------------------------------------------------------
-
-
-@lru_cache(maxsize=1)
-def _snippet() -> tuple[str, str]:
-    text = (resources.files("kept_service") / "static" / "sdk.js").read_text("utf-8")
-    return text, '"' + hashlib.sha256(text.encode()).hexdigest()[:32] + '"'
-
-
-@router.get("/sdk.js", include_in_schema=False)
-async def sdk_js(request: Request) -> Response:
-    """The browser snippet; `<script src="https://kept.example/sdk.js">` defines `kept`."""
-    text, etag = _snippet()
-    # Public code: any page may load it, also with `crossorigin` and integrity checks.
-    headers = {
-        "Cache-Control": "public, max-age=3600",
-        "ETag": etag,
-        "Access-Control-Allow-Origin": "*",
-        "X-Content-Type-Options": "nosniff",
-    }
-    if request.headers.get("if-none-match") == etag:
-        return Response(status_code=304, headers=headers)
-    return Response(text, media_type="application/javascript", headers=headers)

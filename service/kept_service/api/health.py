@@ -4,12 +4,20 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel
 
 from kept_service.api.deps import RuntimeDep
 
-router = APIRouter()
+router = APIRouter(tags=["health"])
+
+
+class Readiness(BaseModel):
+    status: str
+    """`ready` or `not_ready`."""
+    checks: dict[str, bool]
+    """`store`, `writer` and, with Kafka, `consumer`."""
 
 
 @router.get("/healthz")
@@ -18,7 +26,11 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz")
+@router.get(
+    "/readyz",
+    response_model=Readiness,
+    responses={503: {"model": Readiness, "description": "Not ready: a check failed"}},
+)
 async def readyz(runtime: RuntimeDep) -> JSONResponse:
     """Ready to accept events: the writer runs and the store answers."""
     store_ok = await run_in_threadpool(runtime.store.ping)
@@ -31,6 +43,7 @@ async def readyz(runtime: RuntimeDep) -> JSONResponse:
     )
 
 
-@router.get("/metrics")
+@router.get("/metrics", response_class=PlainTextResponse)
 async def metrics(runtime: RuntimeDep) -> Response:
+    """Prometheus metrics in the text exposition format."""
     return Response(generate_latest(runtime.metrics.registry), media_type=CONTENT_TYPE_LATEST)

@@ -16,29 +16,29 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from kept_dashboards import catalog, live
-from kept_service.api.deps import RuntimeDep, bearer_token, error_response, reader
-from kept_service.runtime import Runtime
+from kept_dashboards.macros import Window
+from kept_service.api import openapi
+from kept_service.api.auth import PageReaderDep
+from kept_service.api.deps import RuntimeDep
+from kept_service.api.errors import ApiError
 
-router = APIRouter()
+router = APIRouter(tags=["dashboard"])
 
-_LOOPBACK = ("127.0.0.1", "::1", "localhost")
 _ASSETS = {"app.js": "text/javascript", "app.css": "text/css", "index.html": "text/html"}
-_UNAUTHORIZED = "a project key or the admin token is required (or open the page on localhost)"
+# Without a token the page's data is readable from the loopback interface only: no
+# credential is required by the document ({}), and others get 401.
+_PAGE_DATA = openapi.window_query() | {"security": [{}]}
+_REFUSALS = openapi.refusals(
+    401,
+    404,
+    422,
+    e401="`unauthorized`: no valid key or token, and not on the loopback interface",
+    e422="`invalid_query`: a time or variable the page cannot use",
+)
 
 
 def _asset(name: str) -> str:
     return (resources.files("kept_dashboards") / "static" / name).read_text("utf-8")
-
-
-def _reader(request: Request, runtime: Runtime) -> tuple[bool, str | None]:
-    """(allowed, the project the caller is limited to): a reader, or a keyless local user."""
-    who = reader(request, runtime)
-    if who is not None:
-        return True, who.project
-    if bearer_token(request) is not None:
-        return False, None
-    host = request.client.host if request.client else ""
-    return host in _LOOPBACK, None
 
 
 @router.get("/", response_class=HTMLResponse, include_in_schema=False)
@@ -50,7 +50,7 @@ async def index() -> HTMLResponse:
 @router.get("/static/{name}", include_in_schema=False)
 async def static(name: str) -> Response:
     if name not in _ASSETS:
-        return error_response(404, "not_found", "no such asset")
+        raise ApiError(404, "not_found", "no such asset")
     return Response(_asset(name), media_type=_ASSETS[name], headers={"Cache-Control": "no-cache"})
 
 
@@ -60,36 +60,35 @@ async def dashboard() -> JSONResponse:
     return JSONResponse(live.page_spec())
 
 
-@router.get("/v1/panels/{panel_id}")
-async def panel(panel_id: str, request: Request, runtime: RuntimeDep) -> Response:
+def _window(request: Request, project: str | None) -> Window:
+    try:
+        return live.window(dict(request.query_params), project)
+    except live.BadWindow as exc:
+        raise ApiError(422, "invalid_query", str(exc)) from None
+
+
+@router.get("/v1/panels/{panel_id}", openapi_extra=_PAGE_DATA, responses=_REFUSALS)
+async def panel(
+    panel_id: str, request: Request, runtime: RuntimeDep, who: PageReaderDep
+) -> JSONResponse:
     """One panel's data: `?from=now-24h&to=now&project=&model=&prompt_version=`."""
-    allowed, project = _reader(request, runtime)
-    if not allowed:
-        return error_response(401, "unauthorized", _UNAUTHORIZED)
     spec = catalog.panel(panel_id)
     if spec is None:
-        return error_response(404, "not_found", f"no panel {panel_id!r}")
-    try:
-        win = live.window(dict(request.query_params), project)
-    except live.BadWindow as exc:
-        return error_response(422, "invalid_query", str(exc))
+        raise ApiError(404, "not_found", f"no panel {panel_id!r}")
+    win = _window(request, who.project)
     registry = runtime.metrics.registry
     data = await run_in_threadpool(live.panel_data, runtime.store, registry, spec, win)
     return JSONResponse(data)
 
 
-@router.get("/v1/variables/{name}")
-async def variable(name: str, request: Request, runtime: RuntimeDep) -> Response:
+@router.get("/v1/variables/{name}", openapi_extra=_PAGE_DATA, responses=_REFUSALS)
+async def variable(
+    name: str, request: Request, runtime: RuntimeDep, who: PageReaderDep
+) -> JSONResponse:
     """The values a filter offers in the time range."""
-    allowed, project = _reader(request, runtime)
-    if not allowed:
-        return error_response(401, "unauthorized", _UNAUTHORIZED)
     spec = catalog.variable(name)
     if spec is None:
-        return error_response(404, "not_found", f"no variable {name!r}")
-    try:
-        win = live.window(dict(request.query_params), project)
-    except live.BadWindow as exc:
-        return error_response(422, "invalid_query", str(exc))
+        raise ApiError(404, "not_found", f"no variable {name!r}")
+    win = _window(request, who.project)
     values = await run_in_threadpool(live.variable_values, runtime.store, spec, win)
     return JSONResponse({"name": name, "values": values})

@@ -1,7 +1,8 @@
 """Reports over HTTP: `GET /v1/report`, `GET /v1/compare`, and running the job on demand.
 
 A project key sees its own project only; the admin token (the CLI through a running
-server) may name any project or none (all projects).
+server) may name any project or none (all projects). The query strings go through the
+CLI's parser (`kept_analytics.params`), so both accept the same inputs.
 """
 
 from __future__ import annotations
@@ -10,72 +11,75 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse
 
-from kept_analytics.compare import compare_groups
+from kept_analytics.compare import CompareResult, compare_groups
 from kept_analytics.params import InvalidQuery, Params, spec_from_params
 from kept_analytics.report import ReportSpec, report
-from kept_service.api.deps import (
-    RuntimeDep,
-    error_response,
-    is_admin,
-    query_params,
-    reader,
-    scope,
-)
+from kept_service.api import openapi
+from kept_service.api.auth import AdminDep, Reader, ReaderDep, scope
+from kept_service.api.deps import RuntimeDep, query_params
+from kept_service.api.errors import ApiError
 from kept_service.runtime import Runtime
 
-router = APIRouter()
+router = APIRouter(tags=["analytics"])
+_INVALID_QUERY = "`invalid_query`: a parameter is unknown or wrong; `message` says which"
 
 
-def _spec(request: Request, runtime: Runtime, params: Params) -> ReportSpec | Response:
-    """The caller's spec, or the error response to send instead."""
-    who = reader(request, runtime)
-    if who is None:
-        return error_response(401, "unauthorized", "a project key or the admin token is required")
+def _spec(runtime: Runtime, who: Reader, params: Params) -> ReportSpec:
+    """The caller's spec, limited to what the caller may read."""
     settings = runtime.settings
     try:
         spec = spec_from_params(
             params, threshold=settings.kept_threshold, checkpoints=settings.survival_checkpoints
         )
     except InvalidQuery as exc:
-        return error_response(422, "invalid_query", str(exc))
+        raise ApiError(422, "invalid_query", str(exc)) from None
     return scope(spec, who)
 
 
-@router.get("/v1/report")
-async def get_report(request: Request, runtime: RuntimeDep) -> Response:
+@router.get(
+    "/v1/report",
+    description=f"Every metric of the contract per group.{openapi.METADATA_NOTE}",
+    openapi_extra=openapi.report_query(),
+    responses=openapi.refusals(401, 403, 422, e422=_INVALID_QUERY),
+)
+async def get_report(request: Request, runtime: RuntimeDep, who: ReaderDep) -> JSONResponse:
     """Every metric of the contract per group; see `kept report --help` for parameters."""
-    spec = _spec(request, runtime, query_params(request))
-    if isinstance(spec, Response):
-        return spec
+    spec = _spec(runtime, who, query_params(request))
     groups = await run_in_threadpool(report, runtime.store, spec)
     return JSONResponse(groups)
 
 
-@router.get("/v1/compare")
-async def get_compare(request: Request, runtime: RuntimeDep) -> Response:
+@router.get(
+    "/v1/compare",
+    response_model=CompareResult,
+    description=f"B against A with 95% intervals and a verdict.{openapi.METADATA_NOTE}",
+    openapi_extra=openapi.compare_query(),
+    responses=openapi.refusals(401, 403, 422, e422=_INVALID_QUERY),
+)
+async def get_compare(request: Request, runtime: RuntimeDep, who: ReaderDep) -> JSONResponse:
     """`?by=prompt_version&a=summarize@1&b=summarize@2`: B against A with 95% intervals."""
     params = query_params(request, drop=("a", "b"))
     key = (params.pop("by", None) or ["prompt_version"])[-1]
     a, b = request.query_params.get("a"), request.query_params.get("b")
     if not a or not b:
-        return error_response(422, "invalid_query", "give the two values to compare as a= and b=")
-    spec = _spec(request, runtime, params)
-    if isinstance(spec, Response):
-        return spec
+        raise ApiError(422, "invalid_query", "give the two values to compare as a= and b=")
+    spec = _spec(runtime, who, params)
     try:
         result = await run_in_threadpool(compare_groups, runtime.store, spec, key, a, b)
     except ValueError as exc:
-        return error_response(422, "invalid_query", str(exc))
+        raise ApiError(422, "invalid_query", str(exc)) from None
     return JSONResponse(result.model_dump())
 
 
-@router.post("/v1/admin/analytics/run")
-async def run_analytics(request: Request, runtime: RuntimeDep, full: bool = False) -> Response:
+@router.post(
+    "/v1/admin/analytics/run",
+    tags=["admin"],
+    responses=openapi.refusals(401, 422),
+)
+async def run_analytics(runtime: AdminDep, full: bool = False) -> JSONResponse:
     """Fold new events into outcomes now (`full=true` rebuilds them from scratch)."""
-    if not is_admin(request, runtime):
-        return error_response(401, "unauthorized", "admin token required")
     result = await run_in_threadpool(runtime.analytics.run_now, full)
     body: dict[str, Any] = {
         "generations": result.generations,

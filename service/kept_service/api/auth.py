@@ -1,0 +1,147 @@
+"""Who may call a route: typed dependencies over the bearer credentials.
+
+Three bearer credentials, declared as security schemes so that the OpenAPI document
+says which route takes which: a project key (writes and reads its own project), the
+data directory's admin token (everything), and a feedback token (one generation's
+feedback, see feedback.py). A dependency answers with what the credential grants or
+raises `ApiError`; reading routes take a key or the token (`ReaderDep`).
+"""
+
+from __future__ import annotations
+
+import hmac
+from dataclasses import dataclass
+from typing import Annotated, TypeVar
+
+from fastapi import Depends, Request, Security
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel
+
+from kept_service.api.deps import RuntimeDep
+from kept_service.api.errors import ApiError
+from kept_service.runtime import Runtime
+
+# auto_error=False: a missing credential is refused by the dependencies below, in the
+# error body every route uses, not by FastAPI's own 403.
+project_key = HTTPBearer(
+    scheme_name="projectKey",
+    description="A project key (`kept keys create`): writes and reads its project only.",
+    auto_error=False,
+)
+admin_token = HTTPBearer(
+    scheme_name="adminToken",
+    description="The data directory's admin token (`DIR/admin-token`): any project.",
+    auto_error=False,
+)
+feedback_token = HTTPBearer(
+    scheme_name="feedbackToken",
+    description="A feedback token (`POST /v1/feedback-tokens`): one generation's feedback.",
+    auto_error=False,
+)
+
+KeyCredentials = Annotated[HTTPAuthorizationCredentials | None, Security(project_key)]
+AdminCredentials = Annotated[HTTPAuthorizationCredentials | None, Security(admin_token)]
+FeedbackCredentials = Annotated[HTTPAuthorizationCredentials | None, Security(feedback_token)]
+
+BEARER = {"WWW-Authenticate": "Bearer"}
+KEY_REQUIRED = "missing or invalid project key (Authorization: Bearer <key>)"
+READER_REQUIRED = "a project key or the admin token is required"
+
+
+def _token(credentials: HTTPAuthorizationCredentials | None) -> str | None:
+    return credentials.credentials if credentials is not None else None
+
+
+def _is_admin(runtime: Runtime, token: str | None) -> bool:
+    return token is not None and hmac.compare_digest(token, runtime.admin_token)
+
+
+async def _key_project(runtime: RuntimeDep, credentials: KeyCredentials) -> str:
+    token = _token(credentials)
+    project = runtime.keys.project_for(token) if token else None
+    if project is None:
+        raise ApiError(401, "unauthorized", KEY_REQUIRED, headers=BEARER)
+    return project
+
+
+async def _intake_project(runtime: RuntimeDep, credentials: KeyCredentials) -> str:
+    try:
+        return await _key_project(runtime, credentials)
+    except ApiError:
+        runtime.metrics.events_rejected.labels("unknown", "unauthorized").inc()
+        raise
+
+
+KeyProject = Annotated[str, Depends(_key_project)]
+"""The project of the caller's project key; 401 without a valid key."""
+IntakeProject = Annotated[str, Depends(_intake_project)]
+"""As KeyProject, and a refusal counts as a rejected event (`reason="unauthorized"`)."""
+
+
+async def _admin(runtime: RuntimeDep, credentials: AdminCredentials) -> Runtime:
+    if not _is_admin(runtime, _token(credentials)):
+        raise ApiError(401, "unauthorized", "admin token required", headers=BEARER)
+    return runtime
+
+
+AdminDep = Annotated[Runtime, Depends(_admin)]
+"""The runtime, for a caller with the admin token; 401 otherwise."""
+
+
+@dataclass(frozen=True)
+class Reader:
+    """Who reads data: the admin token (any project) or a project key (`project` only)."""
+
+    project: str | None
+
+
+def _as_reader(runtime: Runtime, token: str | None) -> Reader | None:
+    if _is_admin(runtime, token):
+        return Reader(project=None)
+    own = runtime.keys.project_for(token) if token is not None else None
+    return Reader(project=own) if own is not None else None
+
+
+async def _reader(runtime: RuntimeDep, key: KeyCredentials, admin: AdminCredentials) -> Reader:
+    # Both schemes read the same header; declaring both tells clients either will do.
+    who = _as_reader(runtime, _token(key) or _token(admin))
+    if who is None:
+        raise ApiError(401, "unauthorized", READER_REQUIRED, headers=BEARER)
+    return who
+
+
+ReaderDep = Annotated[Reader, Depends(_reader)]
+"""A caller with a project key or the admin token; 401 otherwise."""
+
+_LOOPBACK = ("127.0.0.1", "::1", "localhost")
+_PAGE_REQUIRED = f"{READER_REQUIRED} (or open the page on localhost)"
+
+
+async def _page_reader(
+    request: Request, runtime: RuntimeDep, key: KeyCredentials, admin: AdminCredentials
+) -> Reader:
+    token = _token(key) or _token(admin)
+    who = _as_reader(runtime, token)
+    if who is not None:
+        return who
+    # Without a token, a client on the loopback interface reads everything: `kept serve`
+    # on a laptop shows its dashboard with no set-up.
+    host = request.client.host if request.client else ""
+    if token is None and host in _LOOPBACK:
+        return Reader(project=None)
+    raise ApiError(401, "unauthorized", _PAGE_REQUIRED, headers=BEARER)
+
+
+PageReaderDep = Annotated[Reader, Depends(_page_reader)]
+"""As ReaderDep, and a keyless client on the loopback interface reads everything."""
+
+Scoped = TypeVar("Scoped", bound=BaseModel)
+
+
+def scope(spec: Scoped, who: Reader) -> Scoped:
+    """`spec` limited to the reader's project (a project key asking for another: 403)."""
+    if who.project is None:
+        return spec
+    if getattr(spec, "project", None) not in (None, who.project):
+        raise ApiError(403, "forbidden", f"this key reads project {who.project!r} only")
+    return spec.model_copy(update={"project": who.project})
