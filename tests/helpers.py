@@ -24,7 +24,7 @@ import uvicorn
 
 from kept_service.app import create_app
 from kept_service.runtime import Runtime
-from kept_service.settings import ServerSettings
+from kept_service.runtime.settings import ServerSettings
 from kept_storage.datadir import DataDir
 
 KEPT = [sys.executable, "-m", "kept_cli"]

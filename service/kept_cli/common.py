@@ -42,7 +42,7 @@ def server_settings(**overrides: object) -> Any:
     """The server's settings, with a clear error for a bad KEPT_* value or flag."""
     from pydantic import ValidationError
 
-    from kept_service.settings import settings_with
+    from kept_service.runtime.settings import settings_with
 
     try:
         return settings_with(**overrides)

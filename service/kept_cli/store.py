@@ -72,7 +72,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     if remote is not None:
         status = remote.call("GET", "/v1/admin/status")
     else:
-        from kept_service.status import store_status
+        from kept_service.runtime.status import store_status
 
         status = with_local_store(args, lambda store: store_status(store).model_dump())
     if args.format == "json":

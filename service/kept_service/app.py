@@ -25,7 +25,7 @@ from kept_service.api import (
 from kept_service.api.errors import HANDLERS
 from kept_service.api.middleware import RequestMetrics
 from kept_service.runtime import Runtime, close_runtime, open_runtime
-from kept_service.settings import ServerSettings
+from kept_service.runtime.settings import ServerSettings
 from kept_storage.datadir import DataDir
 
 _DESCRIPTION = """Feedback capture for LLM apps: events in, reports and training data out.

@@ -19,7 +19,7 @@ from kept_ingest.decode import decode_json_array
 from kept_ingest.metrics import IngestMetrics
 from kept_ingest.rows import to_rows
 from kept_ingest.writer import BatchWriter
-from kept_service.status import store_status
+from kept_service.runtime.status import store_status
 from kept_storage import Store, migrate
 from kept_storage.migrate import available
 from tests.helpers import feedback, generation

@@ -24,7 +24,7 @@ from kept_ingest.feedback_tokens import (
     verify_token,
 )
 from kept_ingest.keys import create_key
-from kept_service.settings import ServerSettings
+from kept_service.runtime.settings import ServerSettings
 from kept_storage.datadir import DataDir
 from tests.helpers import InProcessServer, Response, feedback, generation, http, serve_process
 

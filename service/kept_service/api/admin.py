@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field
 from kept_ingest.keys import create_key
 from kept_service.api import openapi
 from kept_service.api.auth import AdminDep
-from kept_service.status import StoreStatus, store_status
+from kept_service.runtime.status import StoreStatus, store_status
 from kept_storage import migrate
 from kept_wire.contract import PROJECT_PATTERN
 

@@ -1,4 +1,6 @@
-"""The long-lived parts of a running server, opened and closed together."""
+"""What the routes share: the long-lived parts of a running server, opened and closed
+together (this module), the settings they are made from (`settings`) and what the store
+holds (`status`)."""
 
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ from kept_ingest.keys import KeyRing, count_keys, create_key
 from kept_ingest.metrics import IngestMetrics
 from kept_ingest.sink import EventSink, KafkaSink
 from kept_ingest.writer import BatchWriter
-from kept_service.settings import ServerSettings
+from kept_service.runtime.settings import ServerSettings
 from kept_storage import Store, migrate
 from kept_storage.datadir import DataDir
 
