@@ -24,9 +24,9 @@ from pathlib import Path
 import _paths  # noqa: F401 - first: puts the repository on the path, this folder off it
 
 from kept import Client
-from kept.events import Record, encode_event, new_id
-from kept.kafka_transport import KafkaTransport
-from kept.transport import Outcome
+from kept.transports import Outcome
+from kept.transports.kafka import KafkaTransport
+from kept_wire.encoding import Record, encode_event, new_id
 from tests.helpers import free_port
 from tests.kafka.broker import Broker, consume_process, unique
 

@@ -22,18 +22,19 @@ from __future__ import annotations
 
 import functools
 import inspect
-import os
 import threading
 from collections.abc import Callable
 from typing import Concatenate, ParamSpec, TypeVar
 
 from kept_wire.redaction import redact_pii
 
+from . import integrations
+from .arguments import Message, ScoreSource
 from .client import Client
-from .events import Message, ScoreSource
-from .instrument import Generation, ResponseInfo, current_generation, extract_usage
+from .integrations import Generation, ResponseInfo, current_generation, extract_usage
+from .process_hooks import after_fork_in_child
 from .survival_tracking import survival_score
-from .transport import Transport
+from .transports import Transport
 
 __all__ = [
     "Client",
@@ -84,6 +85,7 @@ def _replacing_default(make: Callable[P, Client]) -> Callable[P, Client]:
     def init(*args: P.args, **kwargs: P.kwargs) -> Client:
         global _default
         client = make(*args, **kwargs)
+        _fork_hook.ensure()
         with _default_lock:
             previous, _default = _default, client
         if previous is not None:
@@ -107,6 +109,7 @@ def get_client() -> Client:
     global _default
     client = _default
     if client is None:
+        _fork_hook.ensure()
         with _default_lock:
             if _default is None:
                 _default = Client()
@@ -138,11 +141,11 @@ score = _on_default_client(Client.score)
 survival = _on_default_client(Client.survival)
 track_survival = _on_default_client(Client.track_survival)
 feedback_token = _on_default_client(Client.feedback_token)
-log_openai = _on_default_client(Client.log_openai)
-log_anthropic = _on_default_client(Client.log_anthropic)
-generation = _on_default_client(Client.generation)
-observe = functools.partial(Client.observe, get_client)
-"""``observe(...)`` of :mod:`kept.instrument` on the default client, made on first use."""
+log_openai = _on_default_client(integrations.log_openai)
+log_anthropic = _on_default_client(integrations.log_anthropic)
+generation = _on_default_client(integrations.generation)
+observe = functools.partial(integrations.observe, get_client)
+"""``observe(...)`` of :mod:`kept.integrations` on the default client, made on first use."""
 
 
 def flush(timeout: float | None = None) -> bool:
@@ -181,5 +184,4 @@ def _after_fork_in_child() -> None:
     _default_lock = threading.Lock()
 
 
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)
+_fork_hook = after_fork_in_child(_after_fork_in_child)

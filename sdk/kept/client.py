@@ -2,7 +2,9 @@
 
 The app's thread does only cheap checks, takes ``time.time()`` and appends a tuple to the
 worker's queue. Event ids, timestamps and JSON are produced later on the worker thread by
-:func:`encode_event`, which is also the one place that defines the wire format.
+:func:`kept_wire.encoding.encode_event`, the one place that defines the wire format.
+Instrumentation (:mod:`kept.integrations`) takes the client as a parameter; the methods
+here that delegate to it are conveniences.
 """
 
 from __future__ import annotations
@@ -14,31 +16,33 @@ import os
 import re
 import time
 import weakref
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from types import TracebackType
+from typing import Any, ParamSpec, TypeVar
 
 from kept_wire.contract import PROJECT_PATTERN
+from kept_wire.encoding import Record, encode_event, new_id, reseed_ids
 from kept_wire.redaction import Redactor
 
-from . import instrument
-from .events import (
+from . import integrations
+from .arguments import (
     RECORD_OVERHEAD,
     SCORE_SOURCES,
     InvalidArgumentError,
     Message,
-    Record,
     ScoreSource,
     count_or_none,
-    encode_event,
     is_name,
     is_number,
     is_string_map,
-    new_id,
     str_or_none,
     text_size,
 )
 from .feedback_tokens import FeedbackTokenError, mint_feedback_token, token_url
+from .guard import Guard
+from .integrations import Generation, Prices
+from .process_hooks import after_fork_in_child
 from .spool import DEFAULT_MAX_BYTES, Spool, make_spool
 from .stats import COUNTERS, LogLimiter, Stats
 from .survival_tracking import (
@@ -48,12 +52,17 @@ from .survival_tracking import (
     SurvivalTracker,
     checkpoints_or_error,
 )
-from .transport import Transport, endpoint_scheme, make_transport
+from .transports import Transport, default_endpoint, endpoint_scheme, make_transport
 from .worker import Worker
 
 logger = logging.getLogger("kept")
 
+P = ParamSpec("P")
+R = TypeVar("R")
+
 _PROJECT = re.compile(PROJECT_PATTERN)
+# A forked child must not repeat its parent's ids: registered with the first client.
+_ids_fork_hook = after_fork_in_child(reseed_ids)
 
 
 class Client:
@@ -117,16 +126,18 @@ class Client:
         remember_outputs: int = 1_000,
         server_url: str | None = None,
     ) -> None:
+        _ids_fork_hook.ensure()
         self._debug = debug
         self._stats = Stats()
         self._limiter = LogLimiter()
+        self._guard = Guard(self._stats, self._limiter, debug=debug)
         self._worker: Worker[Record] | None = None
         self._tracker: SurvivalTracker | None = None
         self._outputs: RecentOutputs | None = None
         self._capture_content = capture_content is not False
         self._closed = False
         self._shutdown_timeout = 5.0
-        endpoint = endpoint or os.environ.get("KEPT_ENDPOINT") or _kafka_env()
+        endpoint = endpoint or default_endpoint()
         api_key = api_key or os.environ.get("KEPT_API_KEY")
         self._api_key = api_key
         self._server_url = server_url or (
@@ -134,8 +145,9 @@ class Client:
             if endpoint_scheme(endpoint) in ("http", "https")
             else os.environ.get("KEPT_URL")
         )
-        try:
-            self._shutdown_timeout = self._setting("shutdown_timeout", shutdown_timeout, 5.0, 0.0)
+        setting = self._guard.setting
+        with self._guard["Client()"]:
+            self._shutdown_timeout = setting("shutdown_timeout", shutdown_timeout, 5.0, 0.0)
             if redact is not None and not callable(redact):
                 why = "redact must be a function from str to str"
                 if self._debug:
@@ -155,7 +167,7 @@ class Client:
                 # The spool is per sink: its events must never replay into another one.
                 sink: tuple[str | None, ...] | None = None
                 if transport is None and enabled:
-                    timeout = self._setting("request_timeout", request_timeout, 10.0, 1e-3)
+                    timeout = setting("request_timeout", request_timeout, 10.0, 1e-3)
                     transport = make_transport(endpoint, api_key, timeout, project=project)
                     kafka = endpoint_scheme(endpoint) == "kafka"
                     if transport is not None and not api_key and not kafka:
@@ -165,7 +177,7 @@ class Client:
                     sink = (type(transport).__name__,)  # an app's own transport: spool if asked
                 spool: Spool | None = None
                 if transport is not None and sink is not None:
-                    limit = self._setting("spool_max_bytes", spool_max_bytes, DEFAULT_MAX_BYTES, 0)
+                    limit = setting("spool_max_bytes", spool_max_bytes, DEFAULT_MAX_BYTES, 0)
                     spool = make_spool(spool_dir, int(limit), *sink)
                 if transport is not None:
                     encode = functools.partial(encode_event, project=project, redact=redact)
@@ -174,14 +186,12 @@ class Client:
                         encode,
                         self._stats,
                         self._limiter,
-                        max_queue_size=int(
-                            self._setting("max_queue_size", max_queue_size, 10_000, 1)
-                        ),
+                        max_queue_size=int(setting("max_queue_size", max_queue_size, 10_000, 1)),
                         max_queue_bytes=int(
-                            self._setting("max_queue_bytes", max_queue_bytes, 64 * 2**20, 0)
+                            setting("max_queue_bytes", max_queue_bytes, 64 * 2**20, 0)
                         ),
-                        batch_size=int(self._setting("batch_size", batch_size, 500, 1)),
-                        flush_interval=self._setting("flush_interval", flush_interval, 0.5, 1e-3),
+                        batch_size=int(setting("batch_size", batch_size, 500, 1)),
+                        flush_interval=setting("flush_interval", flush_interval, 0.5, 1e-3),
                         shutdown_timeout=self._shutdown_timeout,
                         spool=spool,
                     )
@@ -195,8 +205,6 @@ class Client:
                         max_survival_checks,
                         remember_outputs,
                     )
-        except Exception as exc:
-            self._fail("Client()", exc)
         if self._worker is None:
             why = "disabled" if not enabled else "no usable endpoint (set KEPT_ENDPOINT)"
             logger.warning("kept: %s; events will be dropped", why)
@@ -211,6 +219,7 @@ class Client:
                 raise InvalidArgumentError(str(exc)) from None
             logger.warning("kept: %s; using %s", exc, DEFAULT_CHECKPOINTS)
             chosen = DEFAULT_CHECKPOINTS
+        setting = self._guard.setting
         # The tracker's thread must not keep a client alive that the app dropped.
         method = weakref.WeakMethod(self._emit_survival)
 
@@ -224,11 +233,11 @@ class Client:
             self._stats,
             self._limiter,
             checkpoints=chosen,
-            max_pending=int(self._setting("max_survival_checks", max_checks, 10_000, 0)),
-            read_timeout=self._setting("survival_read_timeout", read_timeout, 1.0, 1e-3),
+            max_pending=int(setting("max_survival_checks", max_checks, 10_000, 0)),
+            read_timeout=setting("survival_read_timeout", read_timeout, 1.0, 1e-3),
         )
         weakref.finalize(self, self._tracker.close, 0.0).atexit = False
-        remember = int(self._setting("remember_outputs", remember, 1_000, 0))
+        remember = int(setting("remember_outputs", remember, 1_000, 0))
         self._outputs = RecentOutputs(remember) if remember > 0 else None
 
     def _emit_survival(
@@ -236,15 +245,7 @@ class Client:
     ) -> None:
         self.survival(gid, checkpoint, score, user_id=uid, session_id=sid)
 
-    def _setting(self, name: str, value: float, default: float, minimum: float) -> float:
-        if is_number(value) and value >= minimum:
-            return value
-        if self._debug:
-            raise InvalidArgumentError(f"{name} must be a number >= {minimum}")
-        logger.warning("kept: invalid %s; using %s", name, default)
-        return default
-
-    # --- events ---------------------------------------------------------------------
+    # --- events: each public call runs inside its guard (kept.guard) -------------------
 
     def log_generation(
         self,
@@ -271,25 +272,26 @@ class Client:
         """
         gid = new_id() if generation_id is None else generation_id
         op = "log_generation"
-        try:
+        with self._guard[op]:
+            invalid = self._guard.invalid
             if self._worker is None or self._closed:
                 self._skip()
             elif not is_name(model):
-                self._invalid(op, "model must be a non-empty string")
+                invalid(op, "model must be a non-empty string")
             elif not (input is None or isinstance(input, (str, list, tuple))):
-                self._invalid(op, "input must be a string or a list of messages")
+                invalid(op, "input must be a string or a list of messages")
             elif not (str_or_none(output) and str_or_none(prompt_version)):
-                self._invalid(op, "output and prompt_version must be strings")
+                invalid(op, "output and prompt_version must be strings")
             elif not (latency_ms is None or (is_number(latency_ms) and latency_ms >= 0)):
-                self._invalid(op, "latency_ms must be a non-negative number")
+                invalid(op, "latency_ms must be a non-negative number")
             elif not (count_or_none(input_tokens) and count_or_none(output_tokens)):
-                self._invalid(op, "input_tokens and output_tokens must be non-negative ints")
+                invalid(op, "input_tokens and output_tokens must be non-negative ints")
             elif not (cost_usd is None or (is_number(cost_usd) and cost_usd >= 0)):
-                self._invalid(op, "cost_usd must be a non-negative number")
+                invalid(op, "cost_usd must be a non-negative number")
             elif metadata is not None and not (
                 isinstance(metadata, dict) and is_string_map(metadata)
             ):
-                self._invalid(op, "metadata must be a dict of strings to strings")
+                invalid(op, "metadata must be a dict of strings to strings")
             else:
                 if output is not None and self._outputs is not None:
                     self._outputs.remember(gid, output)
@@ -308,8 +310,6 @@ class Client:
                 }
                 size = RECORD_OVERHEAD + text_size(input) + text_size(output)
                 self._put(op, "generation", gid, user_id, session_id, ts, fields, size)
-        except Exception as exc:
-            self._fail(op, exc)
         return gid
 
     def vote(
@@ -323,19 +323,18 @@ class Client:
         ts: datetime | None = None,
     ) -> bool:
         """Thumbs up (``1``) or down (``-1``); the latest vote of a generation counts."""
-        try:
+        with self._guard["vote"]:
             if self._worker is None or self._closed:
                 return self._skip()
             if isinstance(value, bool) or value not in (1, -1):
-                return self._invalid("vote", "value must be 1 or -1")
+                return self._guard.invalid("vote", "value must be 1 or -1")
             if not str_or_none(comment):
-                return self._invalid("vote", "comment must be a string")
+                return self._guard.invalid("vote", "comment must be a string")
             if not self._capture_content:
                 comment = None
             fields: dict[str, object] = {"value": int(value), "comment": comment}
             return self._put("vote", "vote", generation_id, user_id, session_id, ts, fields)
-        except Exception as exc:
-            return self._fail("vote", exc)
+        return False
 
     def action(
         self,
@@ -348,17 +347,16 @@ class Client:
         ts: datetime | None = None,
     ) -> bool:
         """Something the user did with the output: ``accept``, ``copy``, ``regenerate``..."""
-        try:
+        with self._guard["action"]:
             if self._worker is None or self._closed:
                 return self._skip()
             if not is_name(name):
-                return self._invalid("action", "name must be a non-empty string")
+                return self._guard.invalid("action", "name must be a non-empty string")
             if not (value is None or isinstance(value, str) or is_number(value)):
-                return self._invalid("action", "value must be a string or a finite number")
+                return self._guard.invalid("action", "value must be a string or a finite number")
             fields: dict[str, object] = {"name": name, "value": value}
             return self._put("action", "action", generation_id, user_id, session_id, ts, fields)
-        except Exception as exc:
-            return self._fail("action", exc)
+        return False
 
     def accept(
         self,
@@ -406,27 +404,28 @@ class Client:
         :func:`kept.survival_score`. Pending checks end with :meth:`close`.
         """
         op = "track_survival"
-        try:
+        with self._guard[op]:
+            invalid = self._guard.invalid
             if self._tracker is None or self._closed:
                 return self._skip()
             if not is_name(generation_id):
-                return self._invalid(op, "generation_id must be a non-empty string")
+                return invalid(op, "generation_id must be a non-empty string")
             if not callable(current_text):
-                return self._invalid(op, "current_text must be a function returning the text")
+                return invalid(op, "current_text must be a function returning the text")
             if text is None and self._outputs is not None:
                 text = self._outputs.get(generation_id)
             if text is None:
                 why = "no text to track: pass text= (this client logged no output for the id)"
-                return self._invalid(op, why)
+                return invalid(op, why)
             if not isinstance(text, str):
-                return self._invalid(op, "text must be a string")
+                return invalid(op, "text must be a string")
             if checkpoints is not None:
                 try:
                     checkpoints = checkpoints_or_error(checkpoints)
                 except ValueError as exc:
-                    return self._invalid(op, str(exc))
+                    return invalid(op, str(exc))
             if not (str_or_none(user_id) and str_or_none(session_id)):
-                return self._invalid(op, "user_id and session_id must be strings")
+                return invalid(op, "user_id and session_id must be strings")
             return self._tracker.track(
                 generation_id,
                 text,
@@ -435,8 +434,7 @@ class Client:
                 user_id=user_id,
                 session_id=session_id,
             )
-        except Exception as exc:
-            return self._fail(op, exc)
+        return False
 
     def correct(
         self,
@@ -451,11 +449,11 @@ class Client:
 
         Without content capture, only the fact is sent: a ``correct`` action.
         """
-        try:
+        with self._guard["correct"]:
             if self._worker is None or self._closed:
                 return self._skip()
             if not isinstance(text, str):
-                return self._invalid("correct", "text must be a string")
+                return self._guard.invalid("correct", "text must be a string")
             fields: dict[str, object]
             if self._capture_content:
                 kind, fields = "correction", {"text": text}
@@ -463,8 +461,7 @@ class Client:
                 kind, fields = "action", {"name": "correct"}
             size = RECORD_OVERHEAD + len(text)
             return self._put("correct", kind, generation_id, user_id, session_id, ts, fields, size)
-        except Exception as exc:
-            return self._fail("correct", exc)
+        return False
 
     def score(
         self,
@@ -479,17 +476,18 @@ class Client:
         ts: datetime | None = None,
     ) -> bool:
         """A named numeric judgement from a ``human``, an ``llm`` judge or ``code``."""
-        try:
+        with self._guard["score"]:
+            invalid = self._guard.invalid
             if self._worker is None or self._closed:
                 return self._skip()
             if not is_name(name):
-                return self._invalid("score", "name must be a non-empty string")
+                return invalid("score", "name must be a non-empty string")
             if not is_number(value):
-                return self._invalid("score", "value must be a finite number")
+                return invalid("score", "value must be a finite number")
             if source not in SCORE_SOURCES:
-                return self._invalid("score", "source must be 'human', 'llm' or 'code'")
+                return invalid("score", "source must be 'human', 'llm' or 'code'")
             if not str_or_none(comment):
-                return self._invalid("score", "comment must be a string")
+                return invalid("score", "comment must be a string")
             if not self._capture_content:
                 comment = None
             fields: dict[str, object] = {
@@ -499,8 +497,7 @@ class Client:
                 "comment": comment,
             }
             return self._put("score", "score", generation_id, user_id, session_id, ts, fields)
-        except Exception as exc:
-            return self._fail("score", exc)
+        return False
 
     def survival(
         self,
@@ -513,19 +510,19 @@ class Client:
         ts: datetime | None = None,
     ) -> bool:
         """How much (0..1) of the accepted text is still there ``checkpoint_s`` seconds later."""
-        try:
+        with self._guard["survival"]:
+            invalid = self._guard.invalid
             if self._worker is None or self._closed:
                 return self._skip()
             if isinstance(checkpoint_s, bool) or not isinstance(checkpoint_s, int):
-                return self._invalid("survival", "checkpoint_s must be an int")
+                return invalid("survival", "checkpoint_s must be an int")
             if checkpoint_s <= 0:
-                return self._invalid("survival", "checkpoint_s must be positive")
+                return invalid("survival", "checkpoint_s must be positive")
             if not (is_number(score) and 0.0 <= score <= 1.0):
-                return self._invalid("survival", "score must be a number from 0 to 1")
+                return invalid("survival", "score must be a number from 0 to 1")
             fields: dict[str, object] = {"checkpoint_s": checkpoint_s, "score": float(score)}
             return self._put("survival", "survival", generation_id, user_id, session_id, ts, fields)
-        except Exception as exc:
-            return self._fail("survival", exc)
+        return False
 
     def feedback_token(
         self, generation_id: str, *, ttl_s: int | None = None, timeout: float = 2.0
@@ -540,7 +537,7 @@ class Client:
         be had (counted as ``feedback_token_errors``).
         """
         op = "feedback_token"
-        try:
+        with self._guard[op]:
             server, key = self._server_url, self._api_key
             if not server or not key:
                 why = "needs the server's URL and an API key (an http endpoint, or KEPT_URL)"
@@ -549,25 +546,129 @@ class Client:
             elif ttl_s is not None and not (count_or_none(ttl_s) and ttl_s > 0):
                 why = "ttl_s must be a positive int"
             else:
-                return mint_feedback_token(token_url(server), key, generation_id, ttl_s, timeout)
-            self._invalid(op, why)
-            return None
-        except FeedbackTokenError as exc:
-            self._stats.add("feedback_token_errors")
-            if self._debug:
-                raise
-            self._limiter.log(logging.WARNING, op, "kept: no feedback token: %s", exc)
-            return None
-        except Exception as exc:
-            self._fail(op, exc)
-            return None
+                url = token_url(server)
+                try:
+                    return mint_feedback_token(url, key, generation_id, ttl_s, timeout)
+                except FeedbackTokenError as exc:
+                    self._stats.add("feedback_token_errors")
+                    if self._debug:
+                        raise
+                    self._limiter.log(logging.WARNING, op, "kept: no feedback token: %s", exc)
+                    return None
+            self._guard.invalid(op, why)
+        return None
 
-    # --- instrumentation (kept.instrument, with this client) -------------------------
+    # --- instrumentation: kept.integrations, with this client ---------------------------
 
-    log_openai = instrument.log_openai
-    log_anthropic = instrument.log_anthropic
-    generation = instrument.generation
-    observe = instrument.observe
+    def log_openai(
+        self,
+        response: object,
+        *,
+        input: str | Sequence[Any] | None = None,
+        prompt_version: str | None = None,
+        latency_ms: float | None = None,
+        metadata: dict[str, str] | None = None,
+        user_id: str | None = None,
+        session_id: str | None = None,
+        generation_id: str | None = None,
+        prices: Prices | None = None,
+        model: str | None = None,
+    ) -> str:
+        """:func:`kept.integrations.log_openai` with this client: log an OpenAI Chat
+        Completions or Responses API response; returns the generation id."""
+        return integrations.log_openai(
+            self,
+            response,
+            input=input,
+            prompt_version=prompt_version,
+            latency_ms=latency_ms,
+            metadata=metadata,
+            user_id=user_id,
+            session_id=session_id,
+            generation_id=generation_id,
+            prices=prices,
+            model=model,
+        )
+
+    def log_anthropic(
+        self,
+        response: object,
+        *,
+        input: str | Sequence[Any] | None = None,
+        system: str | Sequence[Any] | None = None,
+        prompt_version: str | None = None,
+        latency_ms: float | None = None,
+        metadata: dict[str, str] | None = None,
+        user_id: str | None = None,
+        session_id: str | None = None,
+        generation_id: str | None = None,
+        prices: Prices | None = None,
+        model: str | None = None,
+    ) -> str:
+        """:func:`kept.integrations.log_anthropic` with this client: log an Anthropic
+        Messages API response; returns the generation id."""
+        return integrations.log_anthropic(
+            self,
+            response,
+            input=input,
+            system=system,
+            prompt_version=prompt_version,
+            latency_ms=latency_ms,
+            metadata=metadata,
+            user_id=user_id,
+            session_id=session_id,
+            generation_id=generation_id,
+            prices=prices,
+            model=model,
+        )
+
+    def generation(
+        self,
+        *,
+        model: str,
+        input: str | Sequence[Any] | None = None,
+        prompt_version: str | None = None,
+        metadata: Mapping[str, str] | None = None,
+        user_id: str | None = None,
+        session_id: str | None = None,
+        generation_id: str | None = None,
+        prices: Prices | None = None,
+    ) -> Generation:
+        """:func:`kept.integrations.generation` with this client: a context manager that
+        times its block and logs one generation on exit."""
+        return integrations.generation(
+            self,
+            model=model,
+            input=input,
+            prompt_version=prompt_version,
+            metadata=metadata,
+            user_id=user_id,
+            session_id=session_id,
+            generation_id=generation_id,
+            prices=prices,
+        )
+
+    def observe(
+        self,
+        *,
+        model: str | None = None,
+        prompt_version: str | None = None,
+        name: str | None = None,
+        capture_input: bool = True,
+        prices: Prices | None = None,
+        metadata: Mapping[str, str] | None = None,
+    ) -> Callable[[Callable[P, R]], Callable[P, R]]:
+        """:func:`kept.integrations.observe` with this client: decorate a function so that
+        each call logs one generation."""
+        return integrations.observe(
+            self,
+            model=model,
+            prompt_version=prompt_version,
+            name=name,
+            capture_input=capture_input,
+            prices=prices,
+            metadata=metadata,
+        )
 
     @property
     def debug(self) -> bool:
@@ -582,17 +683,16 @@ class Client:
         Settled means sent or permanently rejected. Never blocks longer than ``timeout``
         (default: ``shutdown_timeout``).
         """
-        try:
+        with self._guard["flush"]:
             if self._worker is None:
                 return True
             return self._worker.flush(self._shutdown_timeout if timeout is None else timeout)
-        except Exception as exc:
-            return self._fail("flush", exc)
+        return False
 
     def close(self, timeout: float | None = None) -> None:
         """Cancel pending survival checks, flush until ``timeout``, then stop; later calls
         are dropped as ``closed``."""
-        try:
+        with self._guard["close"]:
             self._closed = True
             deadline = self._shutdown_timeout if timeout is None else timeout
             started = time.monotonic()
@@ -600,8 +700,6 @@ class Client:
                 self._tracker.close(min(deadline, 1.0))
             if self._worker is not None:
                 self._worker.close(max(deadline - (time.monotonic() - started), 0.0))
-        except Exception as exc:
-            self._fail("close", exc)
 
     async def aflush(self, timeout: float | None = None) -> bool:
         """:meth:`flush` for async apps: waits on a worker thread, not the event loop."""
@@ -615,16 +713,14 @@ class Client:
         """Counters: ``enqueued``, ``sent`` (spooled events replayed included), ``queued``,
         ``retries``, ``spooled``, ``spool_bytes`` (waiting on disk), ``dropped_*``,
         ``errors``."""
-        try:
+        with self._guard["stats"]:
             enqueued, queued = (0, 0) if self._worker is None else self._worker.counts()
             counts = self._stats.snapshot()
             result = {"enqueued": enqueued, "sent": counts["sent"], "queued": queued}
             result.update((name, counts[name]) for name in COUNTERS if name != "sent")
             result["spool_bytes"] = 0 if self._worker is None else self._worker.spool_bytes()
-        except Exception as exc:
-            self._fail("stats", exc)
-            return {}
-        return result
+            return result
+        return {}
 
     def __enter__(self) -> Client:
         return self
@@ -651,45 +747,18 @@ class Client:
         size: int = RECORD_OVERHEAD,
     ) -> bool:
         if not is_name(generation_id):
-            return self._invalid(op, "generation_id must be a non-empty string")
+            return self._guard.invalid(op, "generation_id must be a non-empty string")
         if not (str_or_none(user_id) and str_or_none(session_id)):
-            return self._invalid(op, "user_id and session_id must be strings")
+            return self._guard.invalid(op, "user_id and session_id must be strings")
         if ts is None:
             when: float | datetime = time.time()
         elif isinstance(ts, datetime):
             when = ts
         else:
-            return self._invalid(op, "ts must be a datetime")
+            return self._guard.invalid(op, "ts must be a datetime")
         assert self._worker is not None  # checked by every caller
         return self._worker.put((kind, generation_id, when, user_id, session_id, fields), size)
 
     def _skip(self) -> bool:
         self._stats.add("dropped_closed" if self._closed else "dropped_no_transport")
         return False
-
-    def _invalid(self, op: str, why: str) -> bool:
-        self._stats.add("dropped_invalid")
-        if self._debug:
-            raise InvalidArgumentError(f"kept.{op}: {why}")
-        self._limiter.log(
-            logging.WARNING, f"invalid:{op}:{why}", "kept.%s: %s", op, why + "; dropped"
-        )
-        return False
-
-    def _fail(self, op: str, exc: Exception) -> bool:
-        if self._debug:
-            raise exc
-        self._stats.add("errors")
-        # Only the exception's type: its message could quote the app's data.
-        self._limiter.log(
-            logging.ERROR, f"fail:{op}", "kept: %s failed (%s)", op, type(exc).__name__
-        )
-        return False
-
-
-def _kafka_env() -> str | None:
-    """``KEPT_KAFKA`` (bootstrap servers, as the server reads them) as a kafka:// endpoint."""
-    servers = os.environ.get("KEPT_KAFKA", "").strip()
-    if not servers:
-        return None
-    return servers if "://" in servers else "kafka://" + servers

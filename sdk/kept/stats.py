@@ -8,12 +8,13 @@ the child is a new sender with its own queue.
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 import weakref
 from collections.abc import Callable
 from typing import Literal, get_args
+
+from .process_hooks import after_fork_in_child
 
 logger = logging.getLogger("kept")
 
@@ -48,6 +49,7 @@ class Stats:
         self._lock = threading.Lock()
         self._counts: dict[str, int] = dict.fromkeys(COUNTERS, 0)
         _live_stats.add(self)
+        _fork_hook.ensure()
 
     def add(self, name: Counter, n: int = 1) -> None:
         """Add ``n`` to the counter ``name``."""
@@ -77,6 +79,7 @@ class LogLimiter:
         self._lock = threading.Lock()
         self._last: dict[str, tuple[float, int]] = {}
         _live_limiters.add(self)
+        _fork_hook.ensure()
 
     def log(self, level: int, key: str, msg: str, *args: object) -> None:
         """Log ``msg % args`` unless a message with the same ``key`` was logged recently."""
@@ -91,6 +94,11 @@ class LogLimiter:
             msg += " (%d similar messages suppressed)"
             args = (*args, suppressed)
         logger.log(level, msg, *args, stacklevel=2)
+
+    def failed(self, op: str, error: BaseException) -> None:
+        """Log that kept's own ``op`` failed; only the error's type, as its message could
+        quote the app's data."""
+        self.log(logging.ERROR, f"fail:{op}", "kept: %s failed (%s)", op, type(error).__name__)
 
     def _after_fork_in_child(self) -> None:
         self._lock = threading.Lock()
@@ -122,5 +130,4 @@ def _after_fork_in_child() -> None:
         limiter._after_fork_in_child()
 
 
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)
+_fork_hook = after_fork_in_child(_after_fork_in_child)

@@ -28,7 +28,6 @@ from __future__ import annotations
 import heapq
 import itertools
 import logging
-import os
 import re
 import threading
 import time
@@ -39,6 +38,7 @@ from dataclasses import dataclass, field
 
 from kept_wire.contract import SURVIVAL_CHECKPOINTS_DEFAULT
 
+from .process_hooks import after_fork_in_child
 from .stats import Counter, LogLimiter, Stats, start_daemon
 
 logger = logging.getLogger("kept")
@@ -189,6 +189,7 @@ class SurvivalTracker:
         self._read_timeout = read_timeout
         self._init_state()
         _trackers.add(self)
+        _fork_hook.ensure()
 
     def _init_state(self) -> None:
         self._lock = threading.Lock()
@@ -366,6 +367,7 @@ class RecentOutputs:
         self._lock = threading.Lock()
         self._texts: dict[str, str] = {}
         _recent.add(self)
+        _fork_hook.ensure()
 
     def remember(self, generation_id: str, text: str) -> None:
         with self._lock:
@@ -392,5 +394,4 @@ def _after_fork_in_child() -> None:
         recent._after_fork_in_child()
 
 
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)
+_fork_hook = after_fork_in_child(_after_fork_in_child)

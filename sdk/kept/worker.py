@@ -1,23 +1,16 @@
 """The background sender: a bounded in-memory queue drained by one daemon thread.
 
 The app's thread only appends to the queue. The worker thread takes batches, encodes
-them, hands them to the :class:`~kept.transport.Transport` and applies the retry policy:
-exponential backoff with jitter for transient failures, dropping exactly the events the
-sink rejects, halving batches that are too large. Every event ends up counted: sent,
-spooled or dropped with a reason.
-
-With a :class:`~kept.spool.Spool`, a batch that keeps failing for ``SPOOL_AFTER`` seconds
-(at once when the queue is half full or the client is closing) is written to disk
-instead of held in memory. While the spool holds events, new batches go behind them, and
-the oldest spooled segment is retried on the backoff schedule (at once on a flush); once
-the sink takes it, the spool is drained oldest first.
+them and hands them to its delivery policy: :class:`~kept.delivery.Retrying` and
+:class:`~kept.delivery.Delivery`, wrapped by :class:`~kept.spooling.Spooling` when the
+client has a disk spool. Every event ends up counted: sent, spooled or dropped with a
+reason. This module owns the queue, the thread, flush and close deadlines, and what
+happens at exit and in a forked child.
 """
 
 from __future__ import annotations
 
-import atexit
 import logging
-import os
 import threading
 import time
 import weakref
@@ -25,19 +18,18 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
-from kept_wire.backoff import BACKOFF_BASE, BACKOFF_CAP, backoff_delay
+from kept_wire.encoding import RedactionError
 
-from .events import RedactionError
+from .delivery import Delivery, Retrying, Send
+from .process_hooks import after_fork_in_child, at_exit
 from .spool import Spool
+from .spooling import Spooling
 from .stats import Counter, LogLimiter, Stats, start_daemon
-from .transport import Outcome, SendResult, Transport
+from .transports.base import Transport
 
 logger = logging.getLogger("kept")
 
 R = TypeVar("R")
-
-SPOOL_AFTER = 5.0
-"""Seconds a batch may keep failing before it goes to the spool."""
 
 
 class Worker(Generic[R]):
@@ -73,6 +65,8 @@ class Worker(Generic[R]):
         self.shutdown_timeout = shutdown_timeout
         self._init_state()
         _workers.add(self)
+        _exit_hook.ensure()
+        _fork_hook.ensure()
 
     def _init_state(self) -> None:
         self._lock = threading.Lock()
@@ -92,12 +86,22 @@ class Worker(Generic[R]):
         self._close_started = False
         self._abandoned = False  # close gave up: drop everything, settle nothing more
         self._release = False  # the client is gone: exit once drained
-        self._unauthorized_logged = False
-        self._current: list[bytes] | None = None  # the part being sent, for close to spool
-        self._spool_seen = False  # the worker looked for a spool left by an earlier run
-        self._sink_down = False  # the last attempt failed and events wait in the spool
-        self._replay_at = 0.0  # monotonic time of the next attempt to send spooled events
-        self._replay_attempt = 0
+        # The delivery policy, composed: fresh after a fork, like the rest of the state.
+        self._retrying = Retrying(self._transport, self._stats, self._limiter, self)
+        self._delivery = Delivery(self._stats, self._limiter, self)
+        self._spooling: Spooling | None = None
+        self._send: Send = self._retrying.send
+        if self._spool is not None:
+            self._spooling = Spooling(
+                self._spool,
+                self._retrying,
+                self._delivery,
+                self._stats,
+                self._limiter,
+                self,
+                batch_size=self._batch_size,
+            )
+            self._send = self._spooling.send
 
     # --- app side -------------------------------------------------------------------
 
@@ -154,9 +158,8 @@ class Worker(Generic[R]):
         return True
 
     def _spool_holds(self, spooled_is_settled: bool) -> bool:
-        """True while events wait in the spool that a flush should still wait for."""
-        spool = self._spool
-        return spool is not None and spool.pending and not (spooled_is_settled and self._sink_down)
+        spooling = self._spooling
+        return spooling is not None and spooling.holds(spooled_is_settled)
 
     def close(self, timeout: float) -> None:
         """Flush until ``timeout``, spool or count as ``dropped_shutdown`` what is left, stop.
@@ -172,8 +175,10 @@ class Worker(Generic[R]):
             self._close_started = self._closing = True
         _workers.discard(self)
         if not self._wait(timeout, spooled_is_settled=True):
+            spooling = self._spooling
             with self._lock:
-                left, current = list(self._queue), self._current or []
+                left = list(self._queue)
+                current = (spooling.current if spooling is not None else None) or []
                 lost = len(self._queue) + self._inflight
                 self._queue.clear()
                 self._sizes.clear()
@@ -253,16 +258,20 @@ class Worker(Generic[R]):
     # --- worker thread --------------------------------------------------------------
 
     def _run(self) -> None:
+        spooling = self._spooling
         try:
             while True:
-                self._wake.wait(self._idle_wait())
+                idle = self._flush_interval
+                self._wake.wait(idle if spooling is None else spooling.idle_wait(idle))
                 forced = self._kick.is_set()
                 self._wake.clear()
                 self._kick.clear()
-                self._replay(forced)
+                if spooling is not None:
+                    spooling.replay(forced)
                 while (batch := self._pop_batch()) is not None:
                     self._deliver(batch)
-                    self._replay(False)
+                    if spooling is not None:
+                        spooling.replay(False)
                 with self._lock:
                     if self._abandoned or ((self._closing or self._release) and not self._queue):
                         return
@@ -287,7 +296,8 @@ class Worker(Generic[R]):
 
     def _deliver(self, batch: list[R]) -> None:
         try:
-            self._deliver_parts(self._encode_all(batch))
+            events = [e for r in batch if (e := self._encode_one(r, self.settle)) is not None]
+            self._delivery.deliver(events, self._send, self.settle)
         except Exception as exc:  # a bug here must not kill the thread
             self._stats.add("errors")
             self._limiter.log(
@@ -298,9 +308,6 @@ class Worker(Generic[R]):
                 self._done += len(batch)
                 self._inflight = 0
                 self._settled.notify_all()
-
-    def _encode_all(self, batch: list[R]) -> list[bytes]:
-        return [e for record in batch if (e := self._encode_one(record, self._settle)) is not None]
 
     def _encode_one(self, record: R, settle: Callable[[int, Counter], None]) -> bytes | None:
         """The event's JSON, or None (dropped and counted) when it cannot be made."""
@@ -319,217 +326,24 @@ class Worker(Generic[R]):
             )
         return None
 
-    def _deliver_parts(self, events: list[bytes], *, replay: bool = False) -> bool:
-        """Send ``events`` until each is settled, splitting or trimming as the sink asks.
+    def _count(self, n: int, counter: Counter) -> None:
+        """Count events that were settled before (at close: they were in no batch)."""
+        if n:
+            self._stats.add(counter, n)
 
-        Live events that keep failing go to the spool. A replay of spooled events gives
-        up at the first failure (they stay on disk) and returns False.
-        """
-        settle = self._count if replay else self._settle
-        parts = [events] if events else []
-        while parts:
-            part = parts.pop()
-            if replay:
-                result: SendResult | None = self._send_once(part)
-                if result is not None and result.outcome is Outcome.RETRY:
-                    self._sink_failed(result)
-                    return False
-            elif self._spool is not None and self._spool.pending:
-                self._spool_part(part)  # behind the events already waiting: keep the order
-                continue
-            else:
-                result = self._send_until_final(part)
-            if result is None:  # spooled, or abandoned by close
-                if self._abandoned:
-                    return True
-                continue
-            if result.outcome is Outcome.SENT:
-                settle(len(part), "sent")
-            elif result.outcome is Outcome.REJECTED:
-                rest = self._drop_rejected(part, result, settle)
-                if rest:
-                    parts.append(rest)
-            elif result.outcome is Outcome.TOO_LARGE:
-                if len(part) == 1:
-                    settle(1, "dropped_invalid")
-                    self._limiter.log(
-                        logging.WARNING,
-                        "too_large",
-                        "kept: an event is too large for the sink (%s) and was dropped",
-                        result.detail,
-                    )
-                else:
-                    half = len(part) // 2
-                    parts.append(part[half:])
-                    parts.append(part[:half])
-            elif result.outcome is Outcome.UNAUTHORIZED:
-                settle(len(part), "dropped_unauthorized")
-                if not self._unauthorized_logged:
-                    self._unauthorized_logged = True
-                    logger.error(
-                        "kept: the sink refused the API key (%s); check KEPT_API_KEY. "
-                        "Events are dropped while it is refused.",
-                        result.detail,
-                    )
-            else:
-                settle(len(part), "dropped_rejected")
-                self._limiter.log(
-                    logging.ERROR,
-                    "fatal",
-                    "kept: the sink refused a batch (%s); %d events dropped",
-                    result.detail,
-                    len(part),
-                )
-        return True
+    # --- the delivery policy's view (kept.spooling.SpoolingContext) -----------------
 
-    def _drop_rejected(
-        self, part: list[bytes], result: SendResult, settle: Callable[[int, Counter], None]
-    ) -> list[bytes]:
-        bad = {r.index for r in result.rejections if 0 <= r.index < len(part)}
-        if not bad:  # nothing identifiable: resending the same batch would loop
-            bad = set(range(len(part)))
-        settle(len(bad), "dropped_invalid")
-        for rejection in result.rejections[:3]:
-            self._limiter.log(
-                logging.WARNING,
-                f"invalid:{rejection.field}",
-                "kept: the sink rejected an event (field %r: %s); it was dropped",
-                rejection.field,
-                rejection.message[:200],
-            )
-        return [event for i, event in enumerate(part) if i not in bad]
+    @property
+    def abandoned(self) -> bool:
+        """True once close gave up: drop everything, settle nothing more."""
+        return self._abandoned
 
-    def _send_once(self, part: list[bytes]) -> SendResult:
-        try:
-            return self._transport.send(part)
-        except Exception as exc:
-            self._stats.add("errors")
-            return SendResult(Outcome.RETRY, detail=f"transport error: {type(exc).__name__}")
+    @property
+    def urgent(self) -> bool:
+        """Closing, or the queue half full: a failing part should be spooled at once."""
+        return self._closing or len(self._queue) >= self._max_queue_size / 2
 
-    def _send_until_final(self, part: list[bytes]) -> SendResult | None:
-        """Send ``part`` until the outcome is not RETRY; None once spooled or abandoned."""
-        attempt = 0
-        failing_since = time.monotonic()
-        self._current = part
-        try:
-            while True:
-                result = self._send_once(part)
-                if result.outcome is not Outcome.RETRY:
-                    self._sink_down = False
-                    return result
-                if self._should_spool(failing_since):
-                    self._spool_part(part)
-                    return None
-                attempt += 1
-                self._stats.add("retries")
-                delay = backoff_delay(attempt, BACKOFF_BASE, BACKOFF_CAP)
-                if result.retry_after is not None:
-                    delay = max(delay, result.retry_after)
-                self._limiter.log(
-                    logging.WARNING,
-                    "retry",
-                    "kept: the sink is unavailable (%s); retrying in %.1f s",
-                    result.detail,
-                    delay,
-                )
-                if not self._pause(delay, hard=result.retry_after is not None):
-                    return None
-        finally:
-            self._current = None
-
-    # --- spool ----------------------------------------------------------------------
-
-    def _should_spool(self, failing_since: float) -> bool:
-        spool = self._spool
-        if spool is None or self._abandoned:
-            return False
-        due = (
-            self._closing
-            or time.monotonic() - failing_since >= SPOOL_AFTER
-            or len(self._queue) >= self._max_queue_size / 2
-        )
-        return due and spool.open()
-
-    def _spool_part(self, part: list[bytes]) -> None:
-        """Write a live part to the spool; what does not fit is dropped and counted."""
-        assert self._spool is not None
-        try:
-            written = self._spool.append(part)
-        except OSError as exc:
-            written = 0
-            self._limiter.log(logging.ERROR, "spool", "kept: cannot write the spool (%s)", exc)
-        self._settle(written, "spooled")
-        if written < len(part):
-            self._settle(len(part) - written, "dropped_spool_full")
-            self._limiter.log(
-                logging.WARNING,
-                "spool_full",
-                "kept: the spool at %s is full (%d bytes); new events are dropped",
-                self._spool.directory,
-                self._spool.max_bytes,
-            )
-        if not self._sink_down:
-            self._sink_failed(None)
-
-    def _sink_failed(self, result: SendResult | None) -> None:
-        """Spooled events wait: schedule the next attempt on the backoff curve."""
-        self._sink_down = True
-        self._replay_attempt += 1
-        self._replay_at = time.monotonic() + backoff_delay(
-            self._replay_attempt, BACKOFF_BASE, BACKOFF_CAP
-        )
-        if result is not None:
-            self._stats.add("retries")
-            self._limiter.log(
-                logging.WARNING,
-                "replay",
-                "kept: the sink is unavailable (%s); %d bytes wait in the spool",
-                result.detail,
-                self._spool.bytes if self._spool else 0,
-            )
-
-    def _replay(self, forced: bool) -> None:
-        """Send spooled segments oldest first while the sink takes them."""
-        spool = self._spool
-        if spool is None or self._abandoned:
-            return
-        if not self._spool_seen:  # a spool left by an earlier run is replayed at start
-            self._spool_seen = True
-            if spool.directory.is_dir():
-                spool.open()
-        if not spool.pending or (not forced and time.monotonic() < self._replay_at):
-            return
-        try:
-            self._replay_segments(spool)
-        except Exception as exc:  # a bug or a disk error here must not kill the thread
-            self._stats.add("errors")
-            self._limiter.log(
-                logging.ERROR, "replay", "kept: cannot replay the spool (%s)", type(exc).__name__
-            )
-            self._sink_failed(None)
-
-    def _replay_segments(self, spool: Spool) -> None:
-        while not self._abandoned and (segment := spool.oldest()) is not None:
-            events, size = segment.events, self._batch_size
-            for start in range(0, len(events), size):
-                if not self._deliver_parts(events[start : start + size], replay=True):
-                    return
-            spool.remove(segment)
-            self._sink_down = False
-            self._replay_attempt = 0
-            with self._settled:
-                self._settled.notify_all()
-            # Draining a large spool takes a while: keep the queue from filling up meanwhile.
-            while len(self._queue) >= self._max_queue_size / 2 and (batch := self._pop_batch()):
-                self._deliver(batch)
-
-    def _idle_wait(self) -> float:
-        spool = self._spool
-        if spool is not None and spool.pending:
-            return max(0.0, min(self._flush_interval, self._replay_at - time.monotonic()))
-        return self._flush_interval
-
-    def _pause(self, delay: float, *, hard: bool) -> bool:
+    def pause(self, delay: float, *, hard: bool) -> bool:
         """Wait ``delay`` s; a flush cuts a soft pause short. False when abandoned."""
         deadline = time.monotonic() + delay
         while True:
@@ -544,17 +358,22 @@ class Worker(Generic[R]):
                 if not hard:
                     return True
 
-    def _settle(self, n: int, counter: Counter) -> None:
+    def settle(self, n: int, counter: Counter) -> None:
+        """Count ``n`` events of the batch in flight as settled."""
         with self._lock:
             if self._abandoned:  # close already counted these as dropped_shutdown
                 return
             self._inflight -= n
             self._stats.add(counter, n)
 
-    def _count(self, n: int, counter: Counter) -> None:
-        """Count replayed events: they were settled when they were spooled."""
-        if n:
-            self._stats.add(counter, n)
+    def replayed(self) -> None:
+        """A spooled segment was sent: wake flushes; keep the queue from filling meanwhile."""
+        with self._settled:
+            self._settled.notify_all()
+        while len(self._queue) >= self._max_queue_size / 2 and (batch := self._pop_batch()):
+            self._deliver(batch)
+
+    # --- exit and fork --------------------------------------------------------------
 
     def _after_fork_in_child(self) -> None:
         self._init_state()
@@ -596,6 +415,5 @@ def _after_fork_in_child() -> None:
         worker._after_fork_in_child()
 
 
-atexit.register(_close_all_at_exit)
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)
+_exit_hook = at_exit(_close_all_at_exit)
+_fork_hook = after_fork_in_child(_after_fork_in_child)

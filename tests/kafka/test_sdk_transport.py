@@ -10,8 +10,8 @@ from collections import defaultdict
 import pytest
 
 from kept import Client
-from kept.kafka_transport import KafkaTransport
-from kept.transport import Outcome
+from kept.transports import Outcome
+from kept.transports.kafka import KafkaTransport
 from kept_wire.kafka import KafkaEndpoint, generation_key
 from tests.kafka.broker import Broker, unique
 

@@ -7,7 +7,7 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
-from kept.transport import Outcome, SendResult
+from kept.transports import Outcome, SendResult
 
 
 class Recorder:

@@ -20,7 +20,7 @@ import pytest
 
 import kept
 from kept import Client
-from kept.events import format_ts, new_id
+from kept_wire.encoding import format_ts, new_id
 from tests.sdk.recorder import Recorder
 
 TS_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+00:00$")

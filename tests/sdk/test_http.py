@@ -19,9 +19,10 @@ from typing import Any
 
 import pytest
 
-import kept.worker
+import kept.delivery
 from kept import Client
-from kept.transport import HttpTransport, Outcome, _retry_after, make_transport
+from kept.transports import HttpTransport, Outcome, make_transport
+from kept.transports.http import _retry_after
 
 Events = list[dict[str, Any]]
 Answer = tuple[int, dict[str, Any] | None, dict[str, str]]
@@ -224,7 +225,7 @@ def test_429_retry_after_is_honoured(sink: Sink, clients: list[Client]) -> None:
 def test_5xx_and_connection_errors_are_retried(
     sink: Sink, clients: list[Client], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(kept.worker, "BACKOFF_BASE", 0.01)
+    monkeypatch.setattr(kept.delivery, "BACKOFF_BASE", 0.01)
     answers: list[Answer] = [(503, None, {}), (500, None, {})]
     sink.answer = lambda events: answers.pop() if answers else (202, {}, {})
     client = make(clients, sink.url)

@@ -20,10 +20,10 @@ from unittest import mock
 import pytest
 
 import kept
-import kept.instrument
+import kept.integrations.base
 from kept import Client
-from kept.events import InvalidArgumentError
-from kept.instrument import (
+from kept.arguments import InvalidArgumentError
+from kept.integrations import (
     Generation,
     ResponseInfo,
     current_generation,
@@ -689,7 +689,7 @@ def test_observe_never_breaks_the_app_on_kept_failures(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # A fresh rate limiter: an earlier test's message must not hide this test's.
-    monkeypatch.setattr(kept.instrument, "_limiter", LogLimiter())
+    monkeypatch.setattr(kept.integrations.base, "_limiter", LogLimiter())
 
     def broken_getter() -> Client:
         raise RuntimeError("no client")

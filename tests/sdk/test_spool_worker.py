@@ -12,9 +12,10 @@ from typing import Any
 
 import pytest
 
-import kept.worker
+import kept.delivery
+import kept.spooling
 from kept import Client
-from kept.transport import Outcome, SendResult
+from kept.transports import Outcome, SendResult
 from tests.sdk.test_worker import RETRY, SENT, Scripted
 
 
@@ -29,9 +30,9 @@ class Switch(Scripted):
 
 @pytest.fixture(autouse=True)
 def fast(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(kept.worker, "BACKOFF_BASE", 0.01)
-    monkeypatch.setattr(kept.worker, "BACKOFF_CAP", 0.2)
-    monkeypatch.setattr(kept.worker, "SPOOL_AFTER", 0.2)
+    monkeypatch.setattr(kept.delivery, "BACKOFF_BASE", 0.01)
+    monkeypatch.setattr(kept.delivery, "BACKOFF_CAP", 0.2)
+    monkeypatch.setattr(kept.spooling, "SPOOL_AFTER", 0.2)
 
 
 def make(clients: list[Client], sink: Scripted, spool: Path, **kwargs: Any) -> Client:

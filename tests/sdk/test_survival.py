@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from kept import Client, survival_score
-from kept.events import InvalidArgumentError
+from kept.arguments import InvalidArgumentError
 from kept.survival_tracking import READER_CAP, tokens
 from tests.sdk.recorder import Recorder
 

@@ -16,9 +16,10 @@ from typing import Any
 
 import pytest
 
+import kept.delivery
 import kept.worker
 from kept import Client
-from kept.transport import Outcome, Rejection, SendResult
+from kept.transports import Outcome, Rejection, SendResult
 
 Reply = SendResult | Callable[[list[dict[str, Any]]], SendResult]
 SENT = SendResult(Outcome.SENT)
@@ -54,7 +55,7 @@ class Scripted:
 
 @pytest.fixture(autouse=True)
 def fast_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(kept.worker, "BACKOFF_BASE", 0.01)
+    monkeypatch.setattr(kept.delivery, "BACKOFF_BASE", 0.01)
 
 
 def make(clients: list[Client], transport: Scripted, **kwargs: Any) -> Client:
@@ -255,7 +256,7 @@ def test_close_flushes_first(clients: list[Client]) -> None:
 def test_flush_cuts_a_backoff_pause_short(
     clients: list[Client], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(kept.worker, "BACKOFF_BASE", 20.0)
+    monkeypatch.setattr(kept.delivery, "BACKOFF_BASE", 20.0)
     sink = Scripted(RETRY)
     client = make(clients, sink)
     log(client, "a")

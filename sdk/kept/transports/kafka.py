@@ -27,7 +27,7 @@ from kept_wire.kafka import (
     probe_version,
 )
 
-from .transport import Outcome, Rejection, SendResult
+from .base import Outcome, Rejection, SendResult
 
 
 class KafkaTransport:

@@ -1,88 +1,28 @@
-"""How encoded events leave the process.
+"""The HTTP transport: ``POST {endpoint}/v1/events`` with a JSON array body.
 
-A :class:`Transport` sends one batch and reports what happened as a :class:`SendResult`;
-it never sleeps, retries or counts: the worker owns that policy (including the disk
-spool). :func:`make_transport` picks HTTP or Kafka (:mod:`kept.kafka_transport`) by the
-endpoint's scheme.
+One keep-alive connection; a request that meets a connection the server closed while
+idle is sent once more on a new one. The status gives the outcome: 2xx sent, 401/403
+unauthorized, 413 too large, 422 rejected (with the indices of the bad events),
+408/425/429/5xx retry (after ``Retry-After`` when given), anything else fatal.
 """
 
 from __future__ import annotations
 
 import contextlib
 import email.utils
-import enum
 import http.client
 import json
-import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Protocol
 from urllib.parse import urlsplit
 
-logger = logging.getLogger("kept")
+from .base import Outcome, Rejection, SendResult
 
 MAX_RETRY_AFTER = 300.0
 _USER_AGENT = "kept-python"
 # Errors that mean "the server closed the idle keep-alive connection": worth one
 # immediate retry on a fresh connection. A timeout is not one of them.
 _STALE_CONNECTION = (ConnectionResetError, ConnectionAbortedError, BrokenPipeError)
-
-
-class Outcome(enum.Enum):
-    """What the sink did with a batch."""
-
-    SENT = "sent"
-    """Every event was accepted."""
-    RETRY = "retry"
-    """Transient failure (overload, server error, network); nothing was stored."""
-    REJECTED = "rejected"
-    """The events in ``rejections`` are invalid; nothing was stored; resend the rest."""
-    TOO_LARGE = "too_large"
-    """The batch is too big for the sink; nothing was stored; send it in smaller parts."""
-    UNAUTHORIZED = "unauthorized"
-    """The API key was refused; retrying will not help."""
-    FATAL = "fatal"
-    """Any other permanent refusal; retrying will not help."""
-
-
-@dataclass(frozen=True)
-class Rejection:
-    """One invalid event of a batch, as the sink explained it."""
-
-    index: int
-    field: str
-    message: str
-
-
-@dataclass(frozen=True)
-class SendResult:
-    """The result of :meth:`Transport.send`.
-
-    ``retry_after`` is the delay the sink asked for (seconds) when it gave one;
-    ``detail`` is a short, payload-free description for logs.
-    """
-
-    outcome: Outcome
-    retry_after: float | None = None
-    rejections: tuple[Rejection, ...] = ()
-    detail: str = ""
-
-
-class Transport(Protocol):
-    """Sends batches of JSON-encoded events (one ``bytes`` object per event)."""
-
-    def send(self, events: Sequence[bytes]) -> SendResult:
-        """Send one batch; called only from the worker thread. Should not raise."""
-        ...
-
-    def reset(self) -> None:
-        """Forget connection state inherited through ``os.fork()``; reconnect lazily."""
-        ...
-
-    def close(self) -> None:
-        """Release connections."""
-        ...
 
 
 class HttpTransport:
@@ -200,48 +140,3 @@ def _retry_after(value: str | None) -> float | None:
     if seconds != seconds:  # NaN
         return None
     return min(max(seconds, 0.0), MAX_RETRY_AFTER)
-
-
-def endpoint_scheme(endpoint: str | None) -> str:
-    """The lower-case URL scheme of ``endpoint`` ("" when it has none)."""
-    if not endpoint or "://" not in endpoint:
-        return ""
-    return endpoint.strip().partition("://")[0].lower()
-
-
-def make_transport(
-    endpoint: str | None, api_key: str | None, timeout: float, *, project: str | None = None
-) -> Transport | None:
-    """The transport for ``endpoint``'s URL scheme, or None (logged) when there is none."""
-    if endpoint is None or not endpoint.strip():
-        return None
-    scheme = endpoint_scheme(endpoint)
-    try:
-        if scheme in ("http", "https"):
-            return HttpTransport(endpoint, api_key, timeout)
-        if scheme == "kafka":
-            if project is None:
-                logger.error(
-                    "kept: a kafka:// endpoint needs a project (pass project= or set "
-                    "KEPT_PROJECT); events will be dropped"
-                )
-                return None
-            from .kafka_transport import KafkaTransport
-
-            return KafkaTransport.from_endpoint(endpoint, timeout)
-    except ValueError as exc:
-        # The URL itself is not logged: it may carry credentials.
-        logger.error("kept: invalid endpoint (%s); events will be dropped", exc)
-        return None
-    except ImportError:
-        logger.error(
-            "kept: the kafka:// endpoint needs kafka-python: pip install 'kept[kafka]'; "
-            "events will be dropped"
-        )
-        return None
-    logger.error(
-        "kept: unsupported endpoint scheme %r (expected http://, https:// or kafka://); "
-        "events will be dropped",
-        scheme[:20],
-    )
-    return None

@@ -1,44 +1,28 @@
-"""The wire format of events: ids, timestamps, JSON, and the checks on the app's arguments.
+"""Events on the wire: ids, timestamps and the JSON of one event (README, "Event contract").
 
-The one place that defines what an event looks like on the wire (CONTRACT.md), shared
-by every transport.
+Standard library only. The SDK encodes each queued :data:`Record` here, on its sender
+thread; every transport sends what :func:`encode_event` made.
 """
 
 from __future__ import annotations
 
 import json
-import math
-import os
 import random
 from datetime import datetime, timezone
-from typing import Literal
 
-from kept_wire import contract
 from kept_wire.redaction import Redactor
 
-# (type, generation_id, time.time() or the app's datetime, user_id, session_id, fields)
 Record = tuple[str, str, float | datetime, str | None, str | None, dict[str, object]]
-Message = dict[str, str]
-ScoreSource = Literal["human", "llm", "code"]
+"""An event before encoding: ``(type, generation_id, time.time() or a datetime, user_id,
+session_id, fields)``."""
 
-SCORE_SOURCES = frozenset(contract.SCORE_SOURCES)
+_TEXT_FIELDS = ("output", "text", "comment")
 
 # Private, so that an app calling random.seed() cannot make ids repeat (the server would
 # then drop the repeats as duplicates).
 _rng = random.Random()
 _NOT_VERSION = ~(0xF000 << 64) & ~(0xC000 << 48)  # clears the version and variant bits
 _V4 = (0x4000 << 64) | (0x8000 << 48)  # version 4, RFC 4122 variant
-if hasattr(os, "register_at_fork"):
-    # A forked child must not repeat the parent's ids.
-    os.register_at_fork(after_in_child=_rng.seed)
-
-RECORD_OVERHEAD = 256
-"""Bytes a queued record takes besides its texts (the tuple, its fields, small values)."""
-_TEXT_FIELDS = ("output", "text", "comment")
-
-
-class InvalidArgumentError(ValueError):
-    """Raised (in debug mode only) for an argument the SDK drops as invalid."""
 
 
 class RedactionError(Exception):
@@ -52,11 +36,18 @@ def new_id() -> str:
     thread for every event id. ``os.urandom`` (what uuid4 uses) releases the GIL, and two
     threads that both call it hand the GIL back and forth: measured, that alone took the
     app's p99 per call from about 20 µs to 150-400 µs. The ids come from a private
-    generator seeded from ``os.urandom`` (reseeded in a forked child): unique, but not
-    meant to be unguessable, which nothing relies on (tokens are signed by the server).
+    generator seeded from ``os.urandom``: unique, but not meant to be unguessable, which
+    nothing relies on (tokens are signed by the server). A forked child must call
+    :func:`reseed_ids`, or it repeats its parent's ids.
     """
-    x = f"{_rng.getrandbits(128) & _NOT_VERSION | _V4:032x}"
+    # bytes.hex() is about 0.3 µs quicker than formatting the int with "032x".
+    x = (_rng.getrandbits(128) & _NOT_VERSION | _V4).to_bytes(16, "big").hex()
     return f"{x[:8]}-{x[8:12]}-{x[12:16]}-{x[16:20]}-{x[20:]}"
+
+
+def reseed_ids() -> None:
+    """Reseed :func:`new_id`'s generator from ``os.urandom`` (in a forked child)."""
+    _rng.seed()
 
 
 def format_ts(when: float | datetime) -> str:
@@ -72,7 +63,7 @@ def format_ts(when: float | datetime) -> str:
 def encode_event(
     record: Record, project: str | None = None, redact: Redactor | None = None
 ) -> bytes:
-    """The JSON of one event, per CONTRACT.md; keys whose value is None are left out.
+    """The JSON of one event; keys whose value is None are left out.
 
     The event id is made here, once: a batch that is retried or spooled and replayed
     carries the same ids, so the server stores it once. ``generation_id`` comes early in
@@ -129,36 +120,3 @@ def redacted(fields: dict[str, object], redact: Redactor) -> dict[str, object]:
             for m in value
         ]
     return out
-
-
-def text_size(value: object) -> int:
-    """Characters of a text or of a list of messages' contents (a cheap memory estimate)."""
-    if isinstance(value, str):
-        return len(value)
-    if isinstance(value, (list, tuple)):
-        total = 0
-        for message in value:
-            content = message.get("content") if isinstance(message, dict) else None
-            total += len(content) if isinstance(content, str) else RECORD_OVERHEAD
-        return total
-    return 0
-
-
-def str_or_none(value: object) -> bool:
-    return value is None or isinstance(value, str)
-
-
-def is_name(value: object) -> bool:
-    return isinstance(value, str) and value != ""
-
-
-def count_or_none(value: object) -> bool:
-    return value is None or (isinstance(value, int) and not isinstance(value, bool) and value >= 0)
-
-
-def is_number(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def is_string_map(value: dict[str, str]) -> bool:
-    return all(isinstance(k, str) and isinstance(v, str) for k, v in value.items())
