@@ -8,6 +8,7 @@ are part of the contract and documented in the README.
 from __future__ import annotations
 
 import json
+import re
 import time
 from datetime import datetime, timedelta, timezone
 from typing import Annotated, Any, Literal, Union
@@ -39,17 +40,33 @@ from kept_wire.contract import (
 MAX_FUTURE_SKEW = timedelta(days=1)
 _MAX_FUTURE_SKEW_S = MAX_FUTURE_SKEW.total_seconds()
 EARLIEST_TS = datetime(2000, 1, 1, tzinfo=timezone.utc)
+_RFC3339 = re.compile(r"\d{4}-\d\d-\d\d[Tt ]\d\d:\d\d:\d\d(\.\d+)?([Zz]|[+-]\d\d:\d\d)?")
+"""RFC 3339's date-time; the zone is optional here so that pydantic names its absence."""
+INTEGER_NOTE = "A JSON integer, written without a fraction or exponent (10809, not 10809.0)."
 
 
 def _rfc3339(value: Any) -> Any:
-    # pydantic would also take Unix numbers; the contract says RFC 3339 strings only.
+    # pydantic would also take Unix numbers, as numbers or as digit strings; the contract
+    # says RFC 3339 strings only.
     if isinstance(value, datetime):
         return value
-    if not isinstance(value, str):
+    if not isinstance(value, str) or not _RFC3339.fullmatch(value):
         raise ValueError(
-            "must be an RFC 3339 timestamp string with a zone, e.g. 2026-01-31T12:00:00Z"
+            "must be an RFC 3339 datetime string with a zone, e.g. 2026-01-31T12:00:00Z"
         )
     return value
+
+
+def _json_integer(value: Any) -> Any:
+    # JSON true, 1.0 and 1e0 would compare equal to 1; only an integer literal is one.
+    if type(value) is not int:
+        raise ValueError("Input should be 1 or -1")
+    return value
+
+
+def _integer(*, gt: int | None = None, ge: int | None = None, le: int | None = None) -> Any:
+    """An integer field: strict (no float, no bool), and its schema says so."""
+    return Field(strict=True, description=INTEGER_NOTE, gt=gt, ge=ge, le=le)
 
 
 def _in_range(value: datetime) -> datetime:
@@ -105,9 +122,9 @@ class Generation(_Event):
     prompt_version: Name | None = None
     input: Text | Annotated[list[ChatMessage], Field(max_length=MAX_MESSAGES)] | None = None
     output: Text | None = None
-    latency_ms: Annotated[int, Field(ge=0, le=86_400_000)] | None = None
-    input_tokens: Annotated[int, Field(ge=0, le=2**31)] | None = None
-    output_tokens: Annotated[int, Field(ge=0, le=2**31)] | None = None
+    latency_ms: Annotated[int, _integer(ge=0, le=86_400_000)] | None = None
+    input_tokens: Annotated[int, _integer(ge=0, le=2**31)] | None = None
+    output_tokens: Annotated[int, _integer(ge=0, le=2**31)] | None = None
     cost_usd: Annotated[float, Field(ge=0, le=1e6, allow_inf_nan=False)] | None = None
     metadata: Annotated[dict[MetadataKey, MetadataValue], Field(max_length=MAX_METADATA_KEYS)] = (
         Field(default_factory=dict)
@@ -118,7 +135,9 @@ class Vote(_Event):
     """Thumbs up (1) or down (-1). The latest vote of a generation counts."""
 
     type: Literal["vote"]
-    value: Literal[1, -1]
+    value: Annotated[
+        Literal[1, -1], BeforeValidator(_json_integer), Field(description=INTEGER_NOTE)
+    ]
     comment: Comment | None = None
 
 
@@ -145,7 +164,7 @@ class Survival(_Event):
     """How much of an accepted output is still in the user's text `checkpoint_s` after accept."""
 
     type: Literal["survival"]
-    checkpoint_s: Annotated[int, Field(gt=0, le=30 * 86_400)]
+    checkpoint_s: Annotated[int, _integer(gt=0, le=30 * 86_400)]
     score: Annotated[float, Field(ge=0.0, le=1.0)]
 
 

@@ -6,6 +6,9 @@ data. Instead the writer remembers the last `capacity` ids it stored (seeded fro
 store at start) and the tables are ReplacingMergeTree on a key that ends in event_id:
 a duplicate that slips past (a replay older than the window) is collapsed at merge
 time, and readers count distinct event ids in the meantime.
+
+Ids are remembered per project: an id is unique per client, not secret, so one
+project's event id must never hide another project's event.
 """
 
 from __future__ import annotations
@@ -18,22 +21,32 @@ from kept_storage import Store
 
 
 class RecentIds:
-    """A bounded set of event ids with first-in, first-out eviction. Not thread-safe."""
+    """A bounded set of (project, event id) with first-in, first-out eviction.
+
+    Not thread-safe. A key is one int, the project's number above the id's 128 bits:
+    as small in memory as the id alone.
+    """
 
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
         self._ids: set[int] = set()
         self._order: deque[int] = deque()
+        self._projects: dict[str, int] = {}
 
     def __len__(self) -> int:
         return len(self._ids)
 
-    def __contains__(self, event_id: UUID) -> bool:
-        return event_id.int in self._ids
+    def key(self, project: str, event_id: UUID) -> int:
+        """The id's key within `project`."""
+        number = self._projects.setdefault(project, len(self._projects) + 1)
+        return (number << 128) | event_id.int
 
-    def add(self, event_ids: Iterable[UUID]) -> None:
-        for event_id in event_ids:
-            key = event_id.int
+    def seen(self, key: int) -> bool:
+        return key in self._ids
+
+    def add(self, project_ids: Iterable[tuple[str, UUID]]) -> None:
+        for project, event_id in project_ids:
+            key = self.key(project, event_id)
             if key in self._ids:
                 continue
             self._ids.add(key)
@@ -45,10 +58,10 @@ class RecentIds:
         """Remember the ids stored in the last `window_s` seconds, newest last."""
         for table in tables:
             rows = store.rows(
-                f"SELECT event_id FROM {table} "
+                f"SELECT project, event_id FROM {table} "
                 "WHERE ts >= now() - INTERVAL 2 DAY "
                 "AND received_at >= now64(3) - INTERVAL {w:UInt32} SECOND "
                 "ORDER BY received_at DESC LIMIT {n:UInt64}",
                 {"w": window_s, "n": self.capacity},
             )
-            self.add(row[0] for row in reversed(rows))
+            self.add((row[0], row[1]) for row in reversed(rows))

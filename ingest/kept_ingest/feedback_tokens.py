@@ -19,14 +19,21 @@ import binascii
 import hashlib
 import hmac
 import json
+import math
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
+from kept_wire.contract import MAX_ID_CHARS
+
 PREFIX = "kft_"
-MAX_TOKEN_CHARS = 1024
-"""Far above any real token (ids are at most 128 characters); longer input is refused
-before any decoding work."""
+_MAX_PAYLOAD_CHARS = 12 * MAX_ID_CHARS + 200
+"""The payload of the longest id, every character escaped as a UTF-16 surrogate pair
+(12 ASCII characters; the page's snippet reads the payload with `atob`, so it stays
+ASCII), plus far more than a project name, an expiry and the JSON around them need."""
+MAX_TOKEN_CHARS = len(PREFIX) + 4 * math.ceil(_MAX_PAYLOAD_CHARS / 3) + 1 + 43
+"""Above any token that `mint_token` issues (it refuses to issue a longer one); longer
+input is refused before any decoding work."""
 _MAC_CONTEXT = b"kept feedback token v1\n"
 """Mixed into the MAC so that a signature made with the same secret for anything else
 can never pass as a token."""
@@ -48,6 +55,10 @@ class BadSignature(FeedbackTokenError):
 
 class ExpiredToken(FeedbackTokenError):
     reason = "expired_token"
+
+
+class TokenTooLong(ValueError):
+    """The token for this id and lifetime would be longer than verification accepts."""
 
 
 @dataclass(frozen=True)
@@ -92,7 +103,10 @@ def mint_token(
         ensure_ascii=True,
     )
     signed = PREFIX + _b64encode(payload.encode("ascii"))
-    return signed + "." + _b64encode(_mac(secret, signed)), grant
+    token = signed + "." + _b64encode(_mac(secret, signed))
+    if len(token) > MAX_TOKEN_CHARS:
+        raise TokenTooLong(f"a token for this id would be over {MAX_TOKEN_CHARS} characters")
+    return token, grant
 
 
 def verify_token(secret: bytes, token: str, now: float | None = None) -> FeedbackGrant:

@@ -38,21 +38,23 @@ class Inserter:
         started = time.perf_counter()
         total, stored = len(rows), 0
         for table, columns in zip(TABLES, (rows.generations, rows.feedback), strict=True):
-            mask = self._unseen(columns.data["event_id"])
+            mask = self._unseen(columns.data["project"], columns.data["event_id"])
             fresh = columns if all(mask) else columns.keep(mask)
             if len(fresh):
                 self._store.insert_columns(table, fresh.data)
-                self._recent.add(fresh.data["event_id"])
+                self._recent.add(zip(fresh.data["project"], fresh.data["event_id"], strict=True))
                 stored += len(fresh)
         self._metrics.batch_rows.observe(total)
         self._metrics.insert_latency.observe(time.perf_counter() - started)
         self._metrics.events_duplicate.inc(total - stored)
         return stored
 
-    def _unseen(self, event_ids: list[UUID]) -> list[bool]:
-        """Mask of ids neither stored lately nor repeated earlier in this batch."""
+    def _unseen(self, projects: list[str], event_ids: list[UUID]) -> list[bool]:
+        """Mask of ids neither stored lately in their project nor repeated earlier in
+        this batch."""
         mask, seen = [], set()
-        for event_id in event_ids:
-            mask.append(event_id not in self._recent and event_id.int not in seen)
-            seen.add(event_id.int)
+        for project, event_id in zip(projects, event_ids, strict=True):
+            key = self._recent.key(project, event_id)
+            mask.append(not self._recent.seen(key) and key not in seen)
+            seen.add(key)
         return mask

@@ -6,7 +6,6 @@ Kafka's own: the message must say its `project` (there is no API key to say it).
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -58,14 +57,29 @@ def decode_message(message: Message, max_bytes: int = MAX_MESSAGE_BYTES) -> Even
     return event
 
 
+_NOT_AN_OBJECT = "Input should be an object"
+_SCALARS = {
+    ord("["): "list",
+    ord('"'): "str",
+    ord("t"): "bool",
+    ord("f"): "bool",
+    ord("n"): "NoneType",
+}
+
+
 def _invalid(message: Message, exc: InvalidEvents) -> Invalid:
-    try:  # the slow path only: which kind of invalid is it?
-        parsed = json.loads(message.value or b"")
-    except ValueError as err:
-        return Invalid(message, "not_json", f"not JSON: {err}"[:_MAX_ERROR_CHARS])
-    if not isinstance(parsed, dict):
-        return Invalid(
-            message, "not_object", f"expected a JSON object, got {type(parsed).__name__}"
-        )
-    details = "; ".join(f"{e.field or 'event'}: {e.message}" for e in exc.errors)
+    # Which kind of invalid, from the decoder's errors: parsing the message again could
+    # cost as much as a hostile message makes it.
+    errors = exc.errors
+    if len(errors) == 1 and errors[0].field is None:
+        text = errors[0].message
+        if text.startswith("Invalid JSON"):
+            return Invalid(message, "not_json", f"not JSON: {text}"[:_MAX_ERROR_CHARS])
+        if text == _NOT_AN_OBJECT:
+            value = (message.value or b"").lstrip()
+            kind = _SCALARS.get(value[0]) if value else None
+            if kind is None:
+                kind = "float" if any(c in value for c in b".eE") else "int"
+            return Invalid(message, "not_object", f"expected a JSON object, got {kind}")
+    details = "; ".join(f"{e.field or 'event'}: {e.message}" for e in errors)
     return Invalid(message, "invalid_event", details[:_MAX_ERROR_CHARS])

@@ -2,25 +2,30 @@
 
 from __future__ import annotations
 
-import json
-import zlib
 from collections import Counter
 
 from fastapi import APIRouter, Request
 from pydantic import BaseModel
 
 from kept_ingest.contract import Event
-from kept_ingest.decode import EventError, InvalidEvents, decode_body
+from kept_ingest.decode import (
+    DecodeLimits,
+    EventError,
+    InvalidEvents,
+    TooManyEvents,
+    decode_body,
+)
 from kept_ingest.metrics import IngestMetrics
 from kept_ingest.sink import SinkUnavailable
 from kept_ingest.writer import Overloaded, WriterStopped
 from kept_service.api import openapi
 from kept_service.api.auth import IntakeProject
+from kept_service.api.bodies import BodyTooLarge, inflate, off_loop, read_raw
 from kept_service.api.deps import RuntimeDep
 from kept_service.api.errors import ApiError
 from kept_service.runtime import Runtime
+from kept_service.runtime.settings import ServerSettings
 from kept_storage import StorageError
-from kept_wire.contract import EVENT_TYPES
 
 router = APIRouter(tags=["intake"])
 ROUTE = "/v1/events"
@@ -28,81 +33,64 @@ SCHEMAS = openapi.event_schemas()
 """Components the hand-written body declaration refers to."""
 
 
-_DRAIN_LIMIT = 8
+def decode_limits(settings: ServerSettings, max_events: int | None = None) -> DecodeLimits:
+    """What one body may cost, from the settings."""
+    return DecodeLimits(
+        max_events=max_events or settings.max_events_per_request,
+        max_errors=settings.max_errors,
+        max_depth=settings.max_json_depth,
+    )
 
 
-class BodyTooLarge(Exception):
-    """The request body is over the route's limit (413)."""
+def _decode(
+    raw: bytes, encoding: str | None, content_type: str | None, settings: ServerSettings
+) -> list[Event]:
+    """Inflate and validate a body (on the decode executor: CPU-bound)."""
+    body = inflate(raw, encoding, settings.max_inflated_bytes)
+    return decode_body(body, content_type, decode_limits(settings))
 
 
-async def read_body(request: Request, limit: int) -> bytes:
-    """The body, gunzipped when it says so; BodyTooLarge past `limit` bytes either way."""
-    declared = request.headers.get("content-length")
-    too_large = declared is not None and declared.isdigit() and int(declared) > limit
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            too_large = True
-        if too_large:
-            # Read the rest before answering: a client still sending when the connection
-            # closes sees a reset instead of the 413, and would retry forever.
-            if size > _DRAIN_LIMIT * limit:
-                break
-            continue
-        chunks.append(chunk)
-    if too_large:
-        raise BodyTooLarge
-    body = b"".join(chunks)
-    if request.headers.get("content-encoding", "").lower() == "gzip":
-        inflater = zlib.decompressobj(wbits=31)
-        try:
-            body = inflater.decompress(body, limit + 1)
-        except zlib.error as exc:
-            raise InvalidEvents([EventError(None, None, f"invalid gzip body: {exc}")]) from None
-        if len(body) > limit or inflater.unconsumed_tail:
-            raise BodyTooLarge
-    return body
-
-
-def _types_by_index(body: bytes, errors: list[EventError]) -> list[str]:
-    """Event types of the failing events, for metrics only (the slow path)."""
-    try:
-        parsed = json.loads(body)
-    except ValueError:
-        parsed = None
-    types = []
-    for index in {e.index for e in errors}:
-        kind = "unknown"
-        if isinstance(parsed, list) and index is not None and index < len(parsed):
-            item = parsed[index]
-            # Known types only: a label per value a client makes up would let any client
-            # grow the metrics without bound.
-            if isinstance(item, dict) and item.get("type") in EVENT_TYPES:
-                kind = item["type"]
-        types.append(kind)
-    return types
-
-
-def _project_mismatches(events: list[Event], project: str) -> list[EventError]:
-    return [
-        EventError(i, "project", f"{e.project!r} does not match the key's project {project!r}")
-        for i, e in enumerate(events)
-        if e.project is not None and e.project != project
+def _project_mismatches(events: list[Event], project: str) -> InvalidEvents | None:
+    mismatched = [
+        (i, e) for i, e in enumerate(events) if e.project is not None and e.project != project
     ]
+    if not mismatched:
+        return None
+    errors = [
+        EventError(i, "project", f"{e.project!r} does not match the key's project {project!r}")
+        for i, e in mismatched
+    ]
+    return InvalidEvents(errors, types=Counter(e.type for _, e in mismatched))
 
 
-def invalid_events(metrics: IngestMetrics, body: bytes, errors: list[EventError]) -> ApiError:
-    """422 listing every contract error; rejected events are counted by type."""
-    for kind in _types_by_index(body, errors):
-        metrics.events_rejected.labels(kind, "invalid").inc()
-    bad = len({e.index for e in errors})
+def invalid_events(metrics: IngestMetrics, exc: InvalidEvents, max_errors: int) -> ApiError:
+    """422 listing the first `max_errors` contract errors; validation stops there, and the
+    answer says how many errors and events were left out. Rejected events are counted by
+    type."""
+    for kind, count in exc.types.items():
+        metrics.events_rejected.labels(kind, "invalid").inc(count)
+    shown = exc.errors[:max_errors]
+    omitted = exc.omitted + len(exc.errors) - len(shown)
+    message = f"{exc.events} event(s) break the contract; nothing of this request was stored"
+    if omitted or exc.unchecked:
+        message += f"; the first {len(shown)} errors are listed"
+        if omitted:
+            message += f", {omitted} more are not"
+        if exc.unchecked:
+            message += f"; the {exc.unchecked} event(s) after them were not checked"
     return ApiError(
         422,
         "invalid_events",
-        f"{bad} event(s) break the contract; nothing of this request was stored",
-        errors=[e.as_dict() for e in errors],
+        message,
+        errors=[e.as_dict() for e in shown],
+        errors_omitted=omitted,
+        events_unchecked=exc.unchecked,
     )
+
+
+def too_large(metrics: IngestMetrics, message: str, events: int = 1) -> ApiError:
+    metrics.events_rejected.labels("unknown", "too_large").inc(events)
+    return ApiError(413, "too_large", message)
 
 
 class Accepted(BaseModel):
@@ -127,25 +115,20 @@ class Accepted(BaseModel):
 async def post_events(request: Request, runtime: RuntimeDep, project: IntakeProject) -> Accepted:
     """Store a JSON array or NDJSON of events, all or nothing."""
     metrics, settings = runtime.metrics, runtime.settings
-    body = b""
+    encoding, content_type = (request.headers.get(h) for h in ("content-encoding", "content-type"))
     try:
-        body = await read_body(request, settings.max_body_bytes)
-        events = decode_body(body, request.headers.get("content-type"))
-    except BodyTooLarge:
-        metrics.events_rejected.labels("unknown", "too_large").inc()
-        limit = settings.max_body_bytes
-        raise ApiError(413, "too_large", f"the body is larger than {limit} bytes") from None
-    except InvalidEvents as exc:
-        raise invalid_events(metrics, body, exc.errors) from None
-    if len(events) > settings.max_events_per_request:
-        metrics.events_rejected.labels("unknown", "too_large").inc(len(events))
-        raise ApiError(
-            413,
-            "too_large",
-            f"{len(events)} events in one request; at most {settings.max_events_per_request}",
+        raw = await read_raw(request, settings.max_body_bytes)
+        events = await off_loop(
+            settings.decode_threads, _decode, raw, encoding, content_type, settings
         )
+    except BodyTooLarge as exc:
+        raise too_large(metrics, str(exc)) from None
+    except TooManyEvents as exc:
+        raise too_large(metrics, str(exc), exc.limit + 1) from None
+    except InvalidEvents as exc:
+        raise invalid_events(metrics, exc, settings.max_errors) from None
     if mismatches := _project_mismatches(events, project):
-        raise invalid_events(metrics, body, mismatches)
+        raise invalid_events(metrics, mismatches, settings.max_errors)
     return await store_events(runtime, events, project)
 
 

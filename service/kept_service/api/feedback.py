@@ -19,21 +19,25 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from kept_ingest.decode import InvalidEvents, decode_json_array
+from kept_ingest.contract import Event
+from kept_ingest.decode import DecodeLimits, InvalidEvents, decode_json_array
 from kept_ingest.feedback_tokens import FeedbackGrant, FeedbackTokenError, verify_token
+from kept_ingest.jsonshape import (
+    DuplicateKey,
+    ShapeError,
+    TooManyValues,
+    check_duplicates,
+    check_shape,
+)
 from kept_service.api import openapi
 from kept_service.api.auth import FeedbackCredentials
+from kept_service.api.bodies import BodyTooLarge, inflate, off_loop, read_raw
 from kept_service.api.deps import RuntimeDep
 from kept_service.api.errors import ApiError, set_refusal_headers
-from kept_service.api.events import (
-    Accepted,
-    BodyTooLarge,
-    invalid_events,
-    read_body,
-    store_events,
-)
-from kept_service.api.tokens import envelope_errors, invalid
+from kept_service.api.events import Accepted, decode_limits, invalid_events, store_events
+from kept_service.api.tokens import body_error, envelope_errors, invalid
 from kept_service.runtime import Runtime
+from kept_service.runtime.settings import ServerSettings
 from kept_wire.contract import EVENT_TYPES
 
 router = APIRouter(tags=["feedback"])
@@ -185,30 +189,56 @@ async def post_feedback(request: Request, runtime: RuntimeDep, header: HeaderTok
     `generation_id` (the token's is used); `project` is the token's.
     """
     metrics, settings = runtime.metrics, runtime.settings
+    threads, limits = settings.decode_threads, decode_limits(settings, MAX_EVENTS)
     try:
-        body = FeedbackRequest.model_validate_json(
-            await read_body(request, settings.feedback_max_body_bytes) or b"null"
-        )
-    except BodyTooLarge:
+        raw = await read_raw(request, settings.feedback_max_body_bytes)
+        encoding = request.headers.get("content-encoding")
+        text, body = await off_loop(threads, _envelope, raw, encoding, settings)
+    except BodyTooLarge as exc:
         metrics.events_rejected.labels("unknown", "too_large").inc()
-        limit = settings.feedback_max_body_bytes
-        raise ApiError(413, "too_large", f"the body is larger than {limit} bytes") from None
+        raise ApiError(413, "too_large", str(exc)) from None
+    except InvalidEvents as exc:
+        raise invalid_events(metrics, exc, settings.max_errors) from None
     except ValidationError as exc:
         metrics.events_rejected.labels("unknown", "invalid").inc()
         message = 'expected a JSON object {"token": "kft_...", "events": [...]}'
-        raise invalid(message, envelope_errors(exc)) from None
+        raise invalid(message, envelope_errors(exc, settings.max_errors)) from None
     grant = _grant(runtime, header, body.token)
     if len(body.events) > MAX_EVENTS:
         metrics.events_rejected.labels("unknown", "too_large").inc(len(body.events))
         message = f"{len(body.events)} events in one request; at most {MAX_EVENTS}"
         raise ApiError(413, "too_large", message)
     _check_scope(runtime, body.events, grant)
-    encoded = json.dumps(body.events).encode()
     try:
-        events = decode_json_array(encoded)
+        events = await off_loop(threads, _events, body.events, text, limits)
     except InvalidEvents as exc:
-        raise invalid_events(metrics, encoded, exc.errors) from None
+        raise invalid_events(metrics, exc, settings.max_errors) from None
     return await store_events(runtime, events, grant.project)
+
+
+def _envelope(
+    raw: bytes, encoding: str | None, settings: ServerSettings
+) -> tuple[bytes, FeedbackRequest]:
+    """The inflated body and its envelope (on the decode executor)."""
+    text = inflate(raw, encoding, settings.feedback_max_body_bytes) or b"null"
+    try:
+        check_shape(text, settings.max_json_depth)
+    except (ShapeError, TooManyValues) as exc:
+        raise body_error(str(exc)) from None
+    return text, FeedbackRequest.model_validate_json(text)
+
+
+def _events(events: list[Any], text: bytes, limits: DecodeLimits) -> list[Event]:
+    """The events checked against the contract, then the body for repeated keys (once
+    the events are valid, the body's size in objects is bounded)."""
+    validated = decode_json_array(json.dumps(events).encode(), limits)
+    try:
+        check_duplicates(text)
+    except DuplicateKey as exc:
+        index = int(exc.path[1]) if exc.path[:1] == ("events",) and len(exc.path) > 2 else None
+        rest = exc.path[2:] if index is not None else exc.path
+        raise body_error(str(exc), ".".join(str(p) for p in rest), index) from None
+    return validated
 
 
 def _grant(runtime: Runtime, header: HeaderToken | None, body_token: str | None) -> FeedbackGrant:

@@ -30,6 +30,20 @@ class ServerSettings(KafkaSettings, StoreSettings):
     port: int = Field(8787, ge=1, le=65535)
     max_body_bytes: int = Field(10 * 1024 * 1024, ge=1024, description="Larger bodies get 413.")
     max_events_per_request: int = Field(10_000, ge=1, description="More events get 413.")
+    max_inflated_bytes: int = Field(
+        10 * 1024 * 1024,
+        ge=1024,
+        description="A gzip body stops inflating here and gets 413 (/v1/events).",
+    )
+    max_errors: int = Field(
+        100, ge=1, description="Contract errors listed in a 422; the rest are only counted."
+    )
+    max_json_depth: int = Field(
+        32, ge=4, le=200, description="Bodies nested deeper (arrays, objects) get 422."
+    )
+    decode_threads: int = Field(
+        2, ge=1, description="Threads that inflate and validate bodies, off the event loop."
+    )
     batch_max_rows: int = Field(50_000, ge=1, description="Most rows one insert carries.")
     pending_max_rows: int = Field(
         200_000, ge=1, description="Rows waiting for insert before intake answers 429."
@@ -38,6 +52,13 @@ class ServerSettings(KafkaSettings, StoreSettings):
         0.0, ge=0, description="Extra wait to grow a batch; inserts already group requests."
     )
     create_demo_key: bool = Field(True, description="Create a `demo` project key on first start.")
+    keys_reload_s: float = Field(
+        5.0,
+        gt=0,
+        le=300,
+        description="How often each server reloads project keys from the store: a key "
+        "revoked or created elsewhere takes effect within it.",
+    )
     accept_actions: Annotated[tuple[str, ...], NoDecode] = Field(
         ACCEPT_ACTIONS_DEFAULT,
         description="Action names that count as acceptance (comma-separated). "
@@ -81,6 +102,27 @@ class ServerSettings(KafkaSettings, StoreSettings):
     )
     feedback_max_body_bytes: int = Field(
         1024 * 1024, ge=1024, description="Larger /v1/feedback bodies get 413."
+    )
+    max_header_bytes: int = Field(
+        64 * 1024, ge=1024, description="Longer request lines and headers get 431."
+    )
+    max_headers: int = Field(100, ge=10, description="Requests with more headers get 431.")
+    request_timeout_s: float = Field(
+        30.0,
+        gt=0,
+        description="A request's headers and body must arrive within this time (else 408).",
+    )
+    write_timeout_s: float = Field(
+        30.0,
+        gt=0,
+        description="A client that takes nothing of a response for this long is disconnected "
+        "(an export it was reading is stopped).",
+    )
+    max_connections: int = Field(
+        1000, ge=1, description="Open connections beyond this get 503 and are closed."
+    )
+    export_max_concurrent: int = Field(
+        2, ge=1, description="Exports that run at once; more get 429 with Retry-After."
     )
 
     @field_validator("accept_actions", "survival_checkpoints", "feedback_origins", mode="before")
