@@ -125,13 +125,13 @@ def with_local_store(args: argparse.Namespace, work: Callable[[Any], Any]) -> An
     """Run `work(store)` on the data directory's store, owning the directory meanwhile."""
     server_imports()
     from kept_storage import StorageError, migrate
-    from kept_storage.datadir import DataDir, DataDirBusy
+    from kept_storage.datadir import DataDir, DataDirBusy, DataDirUnusable
 
     config = server_settings(data=args.data)
     data_dir = DataDir(config.data)
     try:
         data_dir.acquire()
-    except DataDirBusy as exc:
+    except (DataDirBusy, DataDirUnusable) as exc:
         raise CliError(str(exc)) from None
     try:
         store = config.open_store(data_dir)

@@ -23,7 +23,7 @@ from kept_service.api import (
     tokens,
 )
 from kept_service.api.errors import HANDLERS
-from kept_service.api.middleware import RequestMetrics
+from kept_service.api.middleware import RequestMetrics, SecurityHeaders
 from kept_service.runtime import Runtime, close_runtime, open_runtime
 from kept_service.runtime.settings import ServerSettings
 from kept_storage.datadir import DataDir
@@ -71,9 +71,13 @@ def create_app(
         version="0.1.0",
         description=_DESCRIPTION,
         lifespan=lifespan,
-        docs_url="/docs",
+        # Swagger UI and ReDoc load from a CDN and run inline script: not offline, not
+        # under the CSP. /openapi.json stays (open, as the routes are public anyway).
+        docs_url=None,
+        redoc_url=None,
         exception_handlers=HANDLERS,
     )
+    app.add_middleware(SecurityHeaders)
     app.add_middleware(RequestMetrics)
     for module in (events, tokens, feedback, snippet, health, admin, report, export, panels):
         app.include_router(module.router)

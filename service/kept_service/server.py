@@ -10,9 +10,10 @@ from typing import TextIO
 import uvicorn
 
 from kept_service.app import create_app
+from kept_service.protocol import HttpLimits, http_protocol
 from kept_service.runtime import Runtime
 from kept_service.runtime.settings import ServerSettings
-from kept_storage.datadir import DataDir
+from kept_storage.datadir import DataDir, DataDirUnusable
 
 
 def _kept_command() -> str:
@@ -45,10 +46,24 @@ def banner(runtime: Runtime, url: str) -> str:
     return "\n".join(lines)
 
 
+def http_limits(settings: ServerSettings) -> HttpLimits:
+    return HttpLimits(
+        max_header_bytes=settings.max_header_bytes,
+        max_headers=settings.max_headers,
+        request_timeout_s=settings.request_timeout_s,
+        write_timeout_s=settings.write_timeout_s,
+        max_connections=settings.max_connections,
+    )
+
+
 def serve(settings: ServerSettings, out: TextIO = sys.stdout) -> None:
     """Run the server until SIGINT/SIGTERM; queued events are stored before exit."""
     data_dir = DataDir(settings.data)
-    data_dir.acquire()
+    try:
+        data_dir.acquire()
+    except DataDirUnusable as exc:
+        # One line for the user, not a traceback: the cause is theirs to fix.
+        raise SystemExit(f"kept: {exc}") from None
     host = f"[{settings.host}]" if ":" in settings.host else settings.host
     url = f"http://{host}:{settings.port}"
 
@@ -64,6 +79,7 @@ def serve(settings: ServerSettings, out: TextIO = sys.stdout) -> None:
             log_level=settings.log_level.lower(),
             access_log=False,
             timeout_graceful_shutdown=30,
+            http=http_protocol(http_limits(settings)),
         )
         uvicorn.Server(config).run()
     finally:

@@ -9,6 +9,7 @@ shared across threads and chDB serialises calls per handle.
 from __future__ import annotations
 
 import logging
+import re
 import threading
 from collections.abc import Generator, Mapping, Sequence
 from pathlib import Path
@@ -28,7 +29,12 @@ def chdb_dsn(directory: Path) -> str:
     return f"chdb://{directory.resolve()}"
 
 
+_CODE_NAME = re.compile(r"\(([A-Z][A-Z0-9_]+)\)")
+
+
 def _translate(exc: Exception, dsn: str) -> StorageError:
+    """A kept error whose message is safe to show to any client: the driver's text (with
+    table ids and, for the embedded store, file paths) goes to the log only."""
     text = str(exc)
     if "chdb" in dsn.split(":", 1)[0] and (
         "Cannot lock file" in text or "Error initializing EmbeddedServer" in text
@@ -37,9 +43,13 @@ def _translate(exc: Exception, dsn: str) -> StorageError:
             f"the embedded store {dsn.removeprefix('chdb://')} is held by another process "
             "(a running `kept serve`?). Stop it, or go through its HTTP API with --url."
         )
+    log.warning("ClickHouse error: %s", text)
     if isinstance(exc, OperationalError) or "Connection refused" in text:
-        return StorageUnavailable(f"ClickHouse at {_redact(dsn)} is unavailable: {text}")
-    return StorageError(text)
+        where = "the embedded store" if dsn.startswith("chdb:") else f"ClickHouse at {_redact(dsn)}"
+        return StorageUnavailable(f"{where} is unavailable (the log has the details)")
+    names = _CODE_NAME.findall(text)
+    reason = f" ({names[-1]})" if names else ""
+    return StorageError(f"ClickHouse failed{reason}; the log has the details")
 
 
 def _redact(dsn: str) -> str:

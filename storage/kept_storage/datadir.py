@@ -12,11 +12,22 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
+import logging
 import os
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
+
+log = logging.getLogger("kept.datadir")
+
+# Keys' hashes, secrets, events: only the owner reads them.
+DIR_MODE = 0o700
+FILE_MODE = 0o600
+
+
+class DataDirUnusable(Exception):
+    """The data directory cannot be created or written."""
 
 
 class DataDirBusy(Exception):
@@ -29,6 +40,9 @@ class DataDirBusy(Exception):
         self.pid = pid
 
 
+_PRIVATE_FILES = ("kept.lock", "server.json", "admin-token", "feedback-secret", "demo-key")
+
+
 @dataclass(frozen=True)
 class ServerInfo:
     url: str
@@ -36,7 +50,7 @@ class ServerInfo:
 
 
 def _write_private(path: Path, text: str) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
     with os.fdopen(fd, "w", encoding="utf-8") as f:
         f.write(text)
 
@@ -84,9 +98,15 @@ class DataDir:
             return False
 
     def acquire(self) -> None:
-        """Own the directory (created if missing) or raise DataDirBusy."""
-        self.path.mkdir(parents=True, exist_ok=True)
-        f = open(self.path / "kept.lock", "a+", encoding="utf-8")  # noqa: SIM115 - held open
+        """Own the directory (created if missing, made private) or raise DataDirBusy;
+        DataDirUnusable when it cannot be created or written."""
+        try:
+            self._make_private()
+            fd = os.open(self.path / "kept.lock", os.O_RDWR | os.O_CREAT | os.O_APPEND, FILE_MODE)
+        except OSError as exc:
+            reason = exc.strerror or str(exc)
+            raise DataDirUnusable(f"cannot use data directory {self.path}: {reason}") from None
+        f = os.fdopen(fd, "a+", encoding="utf-8")
         try:
             fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -95,6 +115,30 @@ class DataDir:
             url, pid = (info.url, info.pid) if info else (None, None)
             raise DataDirBusy(self.path, url, pid) from None
         self._lock_file = f
+
+    def _make_private(self) -> None:
+        """Create the directory and the embedded store's with mode 0700; tighten them
+        (and kept's files) when an earlier version left them readable by others."""
+        foreign = self.path.is_dir() and not self._made_by_kept()
+        self.path.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+        self.store_dir.mkdir(mode=DIR_MODE, exist_ok=True)
+        owned = [] if foreign else [(self.path, DIR_MODE)]  # never chmod a user's $HOME
+        for path, mode in (
+            owned
+            + [(self.store_dir, DIR_MODE)]
+            + [(self.path / name, FILE_MODE) for name in _PRIVATE_FILES]
+        ):
+            if path.exists() and path.stat().st_mode & 0o777 & ~mode:
+                path.chmod(mode)
+                log.info("made %s private (mode %04o)", path, mode)
+        # A directory that is there but not writable fails here, not in the store later.
+        probe = self.path / f".write-test.{os.getpid()}"
+        os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE))
+        probe.unlink()
+
+    def _made_by_kept(self) -> bool:
+        """Empty, or holding kept's lock: a directory kept may make private."""
+        return (self.path / "kept.lock").exists() or not any(self.path.iterdir())
 
     def release(self) -> None:
         with contextlib.suppress(FileNotFoundError):
@@ -111,7 +155,7 @@ class DataDir:
         """The directory's admin token, made on first use."""
         path = self.path / "admin-token"
         if not path.exists():
-            self.path.mkdir(parents=True, exist_ok=True)
+            self.path.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
             _write_private(path, secrets.token_urlsafe(32))
         return path.read_text(encoding="utf-8").strip()
 
@@ -123,9 +167,9 @@ class DataDir:
         """
         path = self.path / "feedback-secret"
         if not path.exists():
-            self.path.mkdir(parents=True, exist_ok=True)
+            self.path.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
             partial = path.with_name(f".feedback-secret.{os.getpid()}")
-            fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
             with os.fdopen(fd, "w", encoding="utf-8") as f:
                 f.write(secrets.token_urlsafe(32))
                 f.flush()

@@ -4,7 +4,7 @@ split, as one stream of records, counting what it skips and why."""
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,9 +48,9 @@ def candidates(store: Store, spec: ExportSpec, redact: Redactor) -> Iterator[Exa
 
 def run(
     store: Store, spec: ExportSpec, redact: Redactor, summary: Summary
-) -> Iterator[tuple[str, dict[str, Any]]]:
+) -> Generator[tuple[str, dict[str, Any]], None, None]:
     """(part, record) pairs: part is `train` or `validation` (`train` without a split).
-    `summary` is updated as records are yielded."""
+    `summary` is updated as records are yielded; closing the generator ends the query."""
     dedup = shape.Deduplicator() if spec.dedup else None
     for item in candidates(store, spec, redact):
         if spec.limit is not None and summary.written >= spec.limit:

@@ -19,6 +19,7 @@ from pydantic import BaseModel
 
 from kept_service.api.deps import RuntimeDep
 from kept_service.api.errors import ApiError
+from kept_service.api.origin import loopback_request, same_origin
 from kept_service.runtime import Runtime
 
 # auto_error=False: a missing credential is refused by the dependencies below, in the
@@ -48,12 +49,22 @@ KEY_REQUIRED = "missing or invalid project key (Authorization: Bearer <key>)"
 READER_REQUIRED = "a project key or the admin token is required"
 
 
+# Stands for a presented but malformed credential: it matches nothing, and it is not
+# "no credential" (which the page's loopback access allows).
+_INVALID = "\x00"
+
+
 def _token(credentials: HTTPAuthorizationCredentials | None) -> str | None:
-    return credentials.credentials if credentials is not None else None
+    """The bearer value; one that is not printable ASCII is no credential (every kept
+    credential is, and `hmac.compare_digest` refuses non-ASCII text)."""
+    if credentials is None:
+        return None
+    token = credentials.credentials
+    return token if token.isascii() and token.isprintable() else _INVALID
 
 
 def _is_admin(runtime: Runtime, token: str | None) -> bool:
-    return token is not None and hmac.compare_digest(token, runtime.admin_token)
+    return token is not None and hmac.compare_digest(token.encode(), runtime.admin_token.encode())
 
 
 async def _key_project(runtime: RuntimeDep, credentials: KeyCredentials) -> str:
@@ -113,7 +124,6 @@ async def _reader(runtime: RuntimeDep, key: KeyCredentials, admin: AdminCredenti
 ReaderDep = Annotated[Reader, Depends(_reader)]
 """A caller with a project key or the admin token; 401 otherwise."""
 
-_LOOPBACK = ("127.0.0.1", "::1", "localhost")
 _PAGE_REQUIRED = f"{READER_REQUIRED} (or open the page on localhost)"
 
 
@@ -125,9 +135,10 @@ async def _page_reader(
     if who is not None:
         return who
     # Without a token, a client on the loopback interface reads everything: `kept serve`
-    # on a laptop shows its dashboard with no set-up.
-    host = request.client.host if request.client else ""
-    if token is None and host in _LOOPBACK:
+    # on a laptop shows its dashboard with no set-up. Only when the browser addressed
+    # the server by a loopback name and the request comes from its own page: a web page
+    # elsewhere (or a DNS name rebound to 127.0.0.1) must not read the data.
+    if token is None and loopback_request(request) and same_origin(request):
         return Reader(project=None)
     raise ApiError(401, "unauthorized", _PAGE_REQUIRED, headers=BEARER)
 

@@ -1,24 +1,23 @@
 """Fine-tuning export over HTTP: `GET /v1/export`, NDJSON streamed as it is read.
 
 Takes the parameters of `kept export` (named as in `kept_analytics.export.spec`). A
-project key exports its own project only; the admin token any. The export runs in a
-worker thread that hands chunks to the response through a small bounded queue, so a
-slow client slows the export down instead of growing memory. `envelope=true` (what the
-CLI asks for) wraps each record as `{"part", "record"}` and ends with `{"summary"}`;
-without it, `part=train|validation` picks one side of a split.
+project key exports its own project only; the admin token any. The export runs on one
+of the runtime's export threads (`KEPT_EXPORT_MAX_CONCURRENT`; when all are busy: 429)
+and hands chunks to the response through a small bounded channel, so a slow client
+slows the export down instead of growing memory, and a client that takes nothing for
+`KEPT_WRITE_TIMEOUT_S` stops it. No thread waits on the response's side. `envelope=true`
+(what the CLI asks for) wraps each record as `{"part", "record"}` and ends with
+`{"summary"}`; without it, `part=train|validation` picks one side of a split.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
-import queue
-import threading
 from collections.abc import AsyncIterator, Callable
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 
 from kept_analytics.export import (
@@ -33,6 +32,7 @@ from kept_analytics.export.writer import line
 from kept_analytics.params import InvalidQuery
 from kept_service.api import openapi
 from kept_service.api.auth import Reader, ReaderDep, scope
+from kept_service.api.channel import Channel, ChannelClosed
 from kept_service.api.deps import RuntimeDep, query_params
 from kept_service.api.errors import ApiError
 from kept_service.runtime import Runtime
@@ -42,9 +42,8 @@ log = logging.getLogger("kept.export")
 
 _OWN = ("envelope", "part")
 _CHUNK_BYTES = 64 * 1024
-# Few long-lived threads: each keeps its own store client for the next export. At most
-# two exports run at once; more wait their turn (the engine shares two cores anyway).
-_EXECUTOR = ThreadPoolExecutor(max_workers=2, thread_name_prefix="kept-export")
+_CHUNKS_AHEAD = 16
+_RETRY_AFTER_S = 10
 _DONE = object()
 _NDJSON = {
     "responses": {
@@ -71,40 +70,38 @@ def _produce(
     spec: ExportSpec,
     keep: Callable[[str], bool],
     envelope: bool,
-    out: queue.Queue[object],
-    stop: threading.Event,
+    out: Channel,
 ) -> None:
-    def put(item: object) -> None:
-        while not stop.is_set():
-            try:
-                out.put(item, timeout=0.5)
-                return
-            except queue.Full:
-                continue
-
     summary = Summary()
     chunk: list[str] = []
     size = 0
     try:
+        # Feedback stored before the request belongs in the outcomes the export reads.
+        runtime.analytics.run_now()
         redact = default_redact if spec.redact else no_redact
-        for part, record in run(runtime.store, spec, redact, summary):
-            if stop.is_set():
-                return
-            if not keep(part):
-                continue
-            text = line({"part": part, "record": record} if envelope else record)
-            chunk.append(text)
-            size += len(text)
-            if size >= _CHUNK_BYTES:
-                put("".join(chunk).encode())
-                chunk, size = [], 0
+        records = run(runtime.store, spec, redact, summary)
+        try:
+            for part, record in records:
+                if not keep(part):
+                    continue
+                text = line({"part": part, "record": record} if envelope else record)
+                chunk.append(text)
+                size += len(text)
+                if size >= _CHUNK_BYTES:
+                    out.put("".join(chunk).encode())
+                    chunk, size = [], 0
+        finally:
+            records.close()  # ends the store's query now, also when the client went away
         if envelope:
             chunk.append(line({"summary": summary.as_dict()}))
-        put("".join(chunk).encode())
-        put(_DONE)
+        out.put("".join(chunk).encode())
+        out.put(_DONE)
+    except ChannelClosed as exc:
+        log.warning("export stopped: %s", exc)
     except Exception as exc:
         log.error("export failed: %s", exc)
-        put(exc)
+        with contextlib.suppress(ChannelClosed):
+            out.put(exc)
 
 
 @router.get(
@@ -113,7 +110,13 @@ def _produce(
     description=f"Training data as NDJSON, streamed as it is read.{openapi.METADATA_NOTE}",
     openapi_extra=openapi.export_query() | _NDJSON,
     responses=openapi.refusals(
-        401, 403, 422, e422="`invalid_query`: a parameter is unknown or wrong; `message` says which"
+        401,
+        403,
+        422,
+        429,
+        e422="`invalid_query`: a parameter is unknown or wrong; `message` says which",
+        e429="`overloaded`: as many exports as `KEPT_EXPORT_MAX_CONCURRENT` are running; "
+        "`Retry-After`",
     ),
 )
 async def get_export(request: Request, runtime: RuntimeDep, who: ReaderDep) -> StreamingResponse:
@@ -125,26 +128,32 @@ async def get_export(request: Request, runtime: RuntimeDep, who: ReaderDep) -> S
         raise ApiError(422, "invalid_query", "part must be train or validation")
     if part is not None and spec.split is None:
         raise ApiError(422, "invalid_query", "part needs split")
-    # Feedback stored before the request belongs in the outcomes the export reads.
-    await run_in_threadpool(runtime.analytics.run_now)
-    chunks: queue.Queue[object] = queue.Queue(maxsize=16)
-    stop = threading.Event()
+    chunks = Channel(
+        asyncio.get_running_loop(), _CHUNKS_AHEAD, stall_s=runtime.settings.write_timeout_s
+    )
 
     def keep(p: str) -> bool:
         return part is None or p == part
 
-    _EXECUTOR.submit(_produce, runtime, spec, keep, envelope, chunks, stop)
+    if not runtime.exports.try_start(lambda: _produce(runtime, spec, keep, envelope, chunks)):
+        raise ApiError(
+            429,
+            "overloaded",
+            f"{runtime.exports.size} export(s) are running; retry later",
+            headers={"Retry-After": str(_RETRY_AFTER_S)},
+        )
 
     async def body() -> AsyncIterator[bytes]:
         try:
             while True:
-                item: Any = await run_in_threadpool(chunks.get)
+                item = await chunks.get()
                 if item is _DONE:
                     return
                 if isinstance(item, Exception):
                     raise item  # ends the chunked response early: the client sees it broken
+                assert isinstance(item, bytes)
                 yield item
         finally:
-            stop.set()
+            chunks.close()
 
     return StreamingResponse(body(), media_type="application/x-ndjson")

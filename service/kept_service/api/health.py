@@ -17,7 +17,8 @@ class Readiness(BaseModel):
     status: str
     """`ready` or `not_ready`."""
     checks: dict[str, bool]
-    """`store`, `writer` and, with Kafka, `consumer`."""
+    """`store` (answers), `inserts` (the latest insert batches succeeded), `writer` and,
+    with Kafka, `consumer`."""
 
 
 @router.get("/healthz")
@@ -32,9 +33,13 @@ async def healthz() -> dict[str, str]:
     responses={503: {"model": Readiness, "description": "Not ready: a check failed"}},
 )
 async def readyz(runtime: RuntimeDep) -> JSONResponse:
-    """Ready to accept events: the writer runs and the store answers."""
+    """Ready to accept events: the writer runs, the store answers and takes inserts."""
     store_ok = await run_in_threadpool(runtime.store.ping)
-    checks = {"store": store_ok, "writer": runtime.writer.alive}
+    checks = {
+        "store": store_ok,
+        "inserts": runtime.inserts.healthy(),
+        "writer": runtime.writer.alive,
+    }
     if runtime.consumer is not None:
         checks["consumer"] = runtime.consumer.alive
     ready = all(checks.values())

@@ -5,7 +5,7 @@ holds (`status`)."""
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from kept_analytics.outcomes import OutcomesJob
 from kept_analytics.scheduler import AnalyticsMetrics, AnalyticsScheduler
@@ -14,7 +14,9 @@ from kept_ingest.keys import KeyRing, count_keys, create_key
 from kept_ingest.metrics import IngestMetrics
 from kept_ingest.sink import EventSink, KafkaSink
 from kept_ingest.writer import BatchWriter
+from kept_service.runtime.exports import ExportWorkers
 from kept_service.runtime.settings import ServerSettings
+from kept_service.runtime.status import InsertHealth
 from kept_storage import Store, migrate
 from kept_storage.datadir import DataDir
 
@@ -39,6 +41,14 @@ class Runtime:
     """Set with KEPT_KAFKA: the intake produces to Kafka instead of writing to the store."""
     consumer: ConsumerThread | None = None
     """Set with KEPT_KAFKA: consumes the event topic into the store."""
+    exports: ExportWorkers = field(init=False)
+    """Runs exports, as many at once as the settings allow."""
+    inserts: InsertHealth = field(init=False)
+    """Whether the latest inserts into the store succeeded (for /readyz)."""
+
+    def __post_init__(self) -> None:
+        self.exports = ExportWorkers(self.settings.export_max_concurrent)
+        self.inserts = InsertHealth(self.metrics.registry)
 
     @property
     def sink(self) -> EventSink:
@@ -80,7 +90,7 @@ def open_runtime(settings: ServerSettings, data_dir: DataDir) -> Runtime:
                 settings=settings,
                 data_dir=data_dir,
                 store=store,
-                keys=KeyRing(store),
+                keys=KeyRing(store, settings.keys_reload_s),
                 writer=writer,
                 metrics=metrics,
                 admin_token=settings.admin_token or data_dir.admin_token(),
@@ -114,6 +124,7 @@ def close_runtime(runtime: Runtime) -> None:
     """Insert what is queued, close the store, give up the data directory."""
     try:
         stop_kafka(runtime)
+        runtime.keys.close()
         runtime.analytics.stop()
         runtime.writer.stop()
     finally:

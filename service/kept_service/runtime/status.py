@@ -1,7 +1,9 @@
-"""A summary of what a store holds, for `kept status` and the admin API."""
+"""A summary of what a store holds, for `kept status` and the admin API; whether inserts
+work, for readiness."""
 
 from __future__ import annotations
 
+from prometheus_client import CollectorRegistry
 from pydantic import BaseModel
 
 from kept_ingest.keys import count_keys
@@ -43,3 +45,29 @@ def store_status(store: Store) -> StoreStatus:
             for p in projects
         ],
     )
+
+
+class InsertHealth:
+    """Whether inserts into the store work, from the latest insert batches: a store that
+    answers `SELECT 1` may still refuse every insert (disk full, read-only, broken
+    table). Reads the outcomes counted in `kept_insert_batches_total`."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self._registry = registry
+        self._seen = (0.0, 0.0)
+        self._healthy = True
+
+    def _count(self, outcome: str) -> float:
+        value = self._registry.get_sample_value("kept_insert_batches_total", {"outcome": outcome})
+        return value or 0.0
+
+    def healthy(self) -> bool:
+        """False once a batch failed and none succeeded since; True again after one does."""
+        ok, error = self._count("ok"), self._count("error")
+        seen_ok, seen_error = self._seen
+        if ok > seen_ok:
+            self._healthy = True
+        elif error > seen_error:
+            self._healthy = False
+        self._seen = (ok, error)
+        return self._healthy
