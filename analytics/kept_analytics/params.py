@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 
 from pydantic import ValidationError
@@ -85,6 +85,7 @@ def spec_from_params(
     unknown = [k for k in params if k not in known and not k.startswith("metadata.")]
     if unknown:
         raise InvalidQuery(f"unknown parameter(s): {', '.join(sorted(unknown))}")
+    now = now or datetime.now(timezone.utc)  # one `now` for both ends of the window
     with query_errors():
         since = parse_instant(one(params, "since") or "7d", now)
         until = parse_instant(one(params, "until") or "now", now)

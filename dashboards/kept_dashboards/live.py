@@ -14,9 +14,11 @@ from kept_dashboards.filters import VARIABLES
 from kept_dashboards.macros import Window, parameters, typed_sql
 from kept_dashboards.spec import ALL, Panel, Variable, layout
 from kept_storage import Store
+from kept_wire.contract import MAX_NAME_CHARS
 from kept_wire.timespec import parse_instant
 
-MAX_VALUE_LEN = 256
+MAX_VALUE_LEN = MAX_NAME_CHARS
+"""No name is longer, and the "All" sentinel is: a request can only name a value."""
 
 
 class BadWindow(ValueError):
@@ -24,7 +26,8 @@ class BadWindow(ValueError):
 
 
 def window(query: dict[str, str], project: str | None = None) -> Window:
-    """The window of a request's `from`, `to` and variables; `project` forces one."""
+    """The window of a request's `from`, `to` and variables; `project` (a project key's)
+    confines it to that project."""
     now = datetime.now(timezone.utc)
     try:
         start = parse_instant(query.get("from") or "now-24h", now)
@@ -35,13 +38,13 @@ def window(query: dict[str, str], project: str | None = None) -> Window:
         raise BadWindow("`from` must be before `to`")
     values: dict[str, str] = {}
     for name in VARIABLES:
-        value = query.get(name) or ALL
+        value = query.get(name) or ""
         if len(value) > MAX_VALUE_LEN:
             raise BadWindow(f"{name} is longer than {MAX_VALUE_LEN} characters")
-        values[name] = value
+        values[name] = value or ALL
     if project is not None:
         values["project"] = project
-    return Window(start, end, values)
+    return Window(start, end, values, tenant=project)
 
 
 def _json_value(value: Any) -> Any:
@@ -97,8 +100,14 @@ def panel_data(store: Store, registry: CollectorRegistry, panel: Panel, win: Win
 
 
 def variable_values(store: Store, variable: Variable, win: Window) -> list[str]:
-    """The values a filter offers in the window (under the other filters)."""
-    return [str(row[0]) for row in run_sql(store, variable.sql, win)]
+    """The values a filter offers in the window (under the other filters); a project
+    key's window offers its own project only."""
+    values = [str(row[0]) for row in run_sql(store, variable.sql, win)]
+    if variable.name == "project" and win.tenant is not None:
+        # The project variable lists projects under the *other* filters, so the forced
+        # project filter does not narrow it: narrow it here.
+        return [v for v in values if v == win.tenant]
+    return values
 
 
 def page_spec() -> dict[str, Any]:

@@ -10,11 +10,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from kept_wire.contract import MAX_NAME_CHARS
+
 Viz = Literal["timeseries", "stat", "barchart", "table", "heatmap"]
 Source = Literal["clickhouse", "prometheus"]
 
-ALL = "__all__"
-"""The value of a variable that means "no filter" (Grafana's custom "All" value)."""
+ALL = "__all__".ljust(MAX_NAME_CHARS + 1, "_")
+"""The value of a variable that means "no filter" (Grafana's custom "All" value). Longer
+than any project, model or prompt version can be, so no name is mistaken for it."""
 
 
 @dataclass(frozen=True)

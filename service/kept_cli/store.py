@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
+import urllib.parse
+from collections.abc import Callable
 from typing import Any
 
 from kept_cli.common import (
@@ -47,6 +50,84 @@ def cmd_keys_create(args: argparse.Namespace) -> int:
         key = with_local_store(args, lambda store: create_key(store, args.project))
     print(f"created a key for project {args.project!r}; it is shown only once:", file=sys.stderr)
     print(key)
+    return 0
+
+
+def _key_info(record: Any) -> dict[str, Any]:
+    return {
+        "key_id": record.key_id,
+        "project": record.project,
+        "created_at": record.created_at.isoformat(),
+        "revoked": record.revoked,
+    }
+
+
+def cmd_keys_list(args: argparse.Namespace) -> int:
+    remote = remote_for(args)
+    if remote is not None:
+        query = f"?project={urllib.parse.quote(args.project)}" if args.project else ""
+        keys = remote.call("GET", f"/v1/admin/keys{query}")["keys"]
+    else:
+        from kept_ingest.keys import list_keys
+
+        records = with_local_store(args, lambda store: list_keys(store, args.project))
+        keys = [_key_info(r) for r in records]
+    if args.format == "json":
+        print(json.dumps(keys, indent=2))
+        return 0
+    print(f"{'key id':<14}{'project':<24}{'created':<34}status")
+    for k in keys:
+        status = "revoked" if k["revoked"] else "active"
+        print(f"{k['key_id']:<14}{k['project']:<24}{k['created_at']:<34}{status}")
+    return 0
+
+
+def _key_id(text: str) -> str:
+    """A key id, or the id of a whole key (`kept_<id>_<secret>`)."""
+    from kept_ingest.keys import KEY_ID_PATTERN, key_id_of
+
+    key_id = key_id_of(text) or text
+    if not re.match(KEY_ID_PATTERN, key_id):
+        raise CliError(f"{text!r} is not a key id (12 lowercase letters or digits)")
+    return key_id
+
+
+def _on_key(args: argparse.Namespace, action: str, work: Callable[[Any, str], Any]) -> Any:
+    """`action` (revoke, rotate) on the key of --key-id, remotely or on the local store."""
+    key_id = _key_id(args.key_id)
+    remote = remote_for(args)
+    if remote is not None:
+        return remote.call("POST", f"/v1/admin/keys/{key_id}/{action}")
+    from kept_ingest.keys import UnknownKey
+
+    try:
+        return with_local_store(args, lambda store: work(store, key_id))
+    except UnknownKey as exc:
+        raise CliError(str(exc)) from None
+
+
+def cmd_keys_revoke(args: argparse.Namespace) -> int:
+    from kept_ingest.keys import revoke_key
+
+    info = _on_key(args, "revoke", lambda store, key_id: _key_info(revoke_key(store, key_id)))
+    print(f"revoked key {info['key_id']} of project {info['project']!r}")
+    return 0
+
+
+def cmd_keys_rotate(args: argparse.Namespace) -> int:
+    from kept_ingest.keys import rotate_key
+
+    def local(store: Any, key_id: str) -> dict[str, Any]:
+        key, old = rotate_key(store, key_id)
+        return {"project": old.project, "key": key, "revoked": _key_info(old)}
+
+    result = _on_key(args, "rotate", local)
+    print(
+        f"revoked key {result['revoked']['key_id']}; a new key for project "
+        f"{result['project']!r}, shown only once:",
+        file=sys.stderr,
+    )
+    print(result["key"])
     return 0
 
 
@@ -143,6 +224,19 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--project", required=True)
     add_data_args(p)
     p.set_defaults(func=cmd_keys_create)
+    p = keys.add_parser("list", help="list keys (ids, projects, status; never secrets)")
+    p.add_argument("--project", help="only this project's keys")
+    p.add_argument("--format", choices=["table", "json"], default="table")
+    add_data_args(p)
+    p.set_defaults(func=cmd_keys_list)
+    p = keys.add_parser("revoke", help="revoke a key (servers refuse it within seconds)")
+    p.add_argument("key_id", help="the key id (the 12 characters after kept_) or the key")
+    add_data_args(p)
+    p.set_defaults(func=cmd_keys_revoke)
+    p = keys.add_parser("rotate", help="a new key for the key's project; the old one revoked")
+    p.add_argument("key_id", help="the key id (the 12 characters after kept_) or the key")
+    add_data_args(p)
+    p.set_defaults(func=cmd_keys_rotate)
 
     p = sub.add_parser("migrate", help="apply database migrations")
     add_data_args(p)

@@ -6,6 +6,7 @@ give the same errors (as `kept report` and `GET /v1/report` do).
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Sequence
 from datetime import datetime, timezone
@@ -47,7 +48,9 @@ class ExportSpec(BaseModel):
     accepted: bool | None = None
     vote: Literal[1, -1] | None = None
     corrected: bool | None = None
-    kept_at: int | None = Field(None, ge=0, description="checkpoint (s): kept at T")
+    kept_at: int | None = Field(
+        None, ge=0, le=2**32 - 1, description="checkpoint (s): kept at T (a UInt32 in SQL)"
+    )
     threshold: float = Field(KEPT_THRESHOLD_DEFAULT, ge=0.0, le=1.0)
     min_scores: dict[str, float] = Field(default_factory=dict)
     dpo_form: Literal["conversational", "standard"] = "conversational"
@@ -114,9 +117,12 @@ def _pairs(items: Sequence[str], what: str) -> dict[str, str]:
 
 def _number(raw: str, what: str) -> float:
     try:
-        return float(raw)
+        value = float(raw)
     except ValueError:
-        raise InvalidQuery(f"{what} must be a number, not {raw!r}") from None
+        value = math.nan
+    if not math.isfinite(value):
+        raise InvalidQuery(f"{what} must be a number, not {raw!r}")
+    return value
 
 
 def _vote(raw: str | None) -> Literal[1, -1] | None:
@@ -143,6 +149,7 @@ def spec_from_params(
     unknown = [k for k in unknown if not k.startswith("metadata.")]
     if unknown:
         raise InvalidQuery(f"unknown parameter(s): {', '.join(sorted(unknown))}")
+    now = now or datetime.now(timezone.utc)  # one `now` for both ends of the window
     with query_errors():
         since_raw, until_raw = one(params, "since"), one(params, "until")
         since = parse_instant(since_raw, now) if since_raw else None

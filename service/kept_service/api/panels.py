@@ -67,7 +67,12 @@ def _window(request: Request, project: str | None) -> Window:
         raise ApiError(422, "invalid_query", str(exc)) from None
 
 
-@router.get("/v1/panels/{panel_id}", openapi_extra=_PAGE_DATA, responses=_REFUSALS)
+_PANEL_REFUSALS = _REFUSALS | openapi.refusals(
+    403, e403="`forbidden`: a service health panel asked for with a project key"
+)
+
+
+@router.get("/v1/panels/{panel_id}", openapi_extra=_PAGE_DATA, responses=_PANEL_REFUSALS)
 async def panel(
     panel_id: str, request: Request, runtime: RuntimeDep, who: PageReaderDep
 ) -> JSONResponse:
@@ -75,6 +80,9 @@ async def panel(
     spec = catalog.panel(panel_id)
     if spec is None:
         raise ApiError(404, "not_found", f"no panel {panel_id!r}")
+    if spec.source == "prometheus" and who.project is not None:
+        # Service health counts every project's traffic: not one project's to read.
+        raise ApiError(403, "forbidden", "service health panels need the admin token")
     win = _window(request, who.project)
     registry = runtime.metrics.registry
     data = await run_in_threadpool(live.panel_data, runtime.store, registry, spec, win)
