@@ -13,9 +13,9 @@ import re
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import ValidationError
+from pydantic import Field, TypeAdapter, ValidationError
 
 from kept_ingest.contract import EVENT_ADAPTER, Event, Generation
 from kept_ingest.jsonshape import (
@@ -35,6 +35,14 @@ from kept_wire.contract import EVENT_TYPES
 _UNION_LABELS = frozenset({"str", "int", "float", "bool", "none"})
 _NDJSON_TYPES = ("application/x-ndjson", "application/ndjson", "application/jsonlines")
 _LINE = re.compile(rb"\S[^\r\n]*")
+FAST_PATH_MAX_BYTES = 1 << 20
+"""A JSON array up to this size (an SDK batch) is first validated in one call, which is
+several times cheaper per event than item by item and holds the GIL for milliseconds;
+it stops at the first error. A body with an error, and a larger body, go item by item,
+so that errors stay bounded and no call holds the GIL for long."""
+_FAST_LIST: TypeAdapter[list[Event]] = TypeAdapter(
+    Annotated[list[Event], Field(fail_fast=True)]
+)
 """A non-blank NDJSON line, from its first non-space character."""
 
 
@@ -239,6 +247,10 @@ def decode_json_array(body: bytes, limits: DecodeLimits | None = None) -> list[E
     """Validate a JSON array of events. Raises TooManyEvents or InvalidEvents."""
     limits = limits or DecodeLimits()
     _shape(body, limits)
+    if len(body) <= FAST_PATH_MAX_BYTES:
+        events = _all_valid(body, limits)
+        if events is not None:
+            return events
     try:
         text = body.decode("utf-8")
         spans = array_spans(text, limits.max_events + 1)
@@ -249,6 +261,20 @@ def decode_json_array(body: bytes, limits: DecodeLimits | None = None) -> list[E
     items = [text[start:end] for start, end in spans]
     events = _validate_all(items, limits)
     _no_repeats(items, body, events)
+    return events
+
+
+def _all_valid(body: bytes, limits: DecodeLimits) -> list[Event] | None:
+    """The events of a body that is valid as a whole, else None (the slow path then says
+    precisely what is wrong)."""
+    try:
+        events = _FAST_LIST.validate_json(body)
+    except ValidationError:
+        return None
+    if len(events) > limits.max_events:
+        raise TooManyEvents(limits.max_events)
+    if keys_written(body) != sum(_keys_read(e) for e in events):
+        return None  # a repeated key: the slow path finds and names it
     return events
 
 

@@ -193,6 +193,17 @@ class KeyRing:
             self._keys = {**self._keys, record.key_id: record}
             self._changes += 1
 
+    def may_reload(self, key: str) -> bool:
+        """Whether `project_for(key)` may read the store (an unknown key id, with no
+        reload in the last `miss_reload_s`): callers on an event loop then call it on a
+        thread."""
+        match = _KEY.match(key)
+        return (
+            match is not None
+            and match[1] not in self._keys
+            and time.monotonic() - self._missed_at >= self._miss_reload_s
+        )
+
     def project_for(self, key: str) -> str | None:
         """The key's project, or None when the key is malformed, unknown or revoked."""
         match = _KEY.match(key)

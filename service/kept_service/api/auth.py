@@ -9,6 +9,7 @@ raises `ApiError`; reading routes take a key or the token (`ReaderDep`).
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 from dataclasses import dataclass
 from typing import Annotated, TypeVar
@@ -67,9 +68,17 @@ def _is_admin(runtime: Runtime, token: str | None) -> bool:
     return token is not None and hmac.compare_digest(token.encode(), runtime.admin_token.encode())
 
 
+async def _project_of(runtime: Runtime, token: str | None) -> str | None:
+    """The project of a key; a lookup that must read the store runs off the event loop."""
+    if not token:
+        return None
+    if runtime.keys.may_reload(token):
+        return await asyncio.to_thread(runtime.keys.project_for, token)
+    return runtime.keys.project_for(token)
+
+
 async def _key_project(runtime: RuntimeDep, credentials: KeyCredentials) -> str:
-    token = _token(credentials)
-    project = runtime.keys.project_for(token) if token else None
+    project = await _project_of(runtime, _token(credentials))
     if project is None:
         raise ApiError(401, "unauthorized", KEY_REQUIRED, headers=BEARER)
     return project
@@ -106,16 +115,16 @@ class Reader:
     project: str | None
 
 
-def _as_reader(runtime: Runtime, token: str | None) -> Reader | None:
+async def _as_reader(runtime: Runtime, token: str | None) -> Reader | None:
     if _is_admin(runtime, token):
         return Reader(project=None)
-    own = runtime.keys.project_for(token) if token is not None else None
+    own = await _project_of(runtime, token)
     return Reader(project=own) if own is not None else None
 
 
 async def _reader(runtime: RuntimeDep, key: KeyCredentials, admin: AdminCredentials) -> Reader:
     # Both schemes read the same header; declaring both tells clients either will do.
-    who = _as_reader(runtime, _token(key) or _token(admin))
+    who = await _as_reader(runtime, _token(key) or _token(admin))
     if who is None:
         raise ApiError(401, "unauthorized", READER_REQUIRED, headers=BEARER)
     return who
@@ -131,7 +140,7 @@ async def _page_reader(
     request: Request, runtime: RuntimeDep, key: KeyCredentials, admin: AdminCredentials
 ) -> Reader:
     token = _token(key) or _token(admin)
-    who = _as_reader(runtime, token)
+    who = await _as_reader(runtime, token)
     if who is not None:
         return who
     # Without a token, a client on the loopback interface reads everything: `kept serve`
