@@ -35,15 +35,13 @@ from kept_wire.contract import EVENT_TYPES
 _UNION_LABELS = frozenset({"str", "int", "float", "bool", "none"})
 _NDJSON_TYPES = ("application/x-ndjson", "application/ndjson", "application/jsonlines")
 _LINE = re.compile(rb"\S[^\r\n]*")
+"""A non-blank NDJSON line, from its first non-space character."""
 FAST_PATH_MAX_BYTES = 1 << 20
 """A JSON array up to this size (an SDK batch) is first validated in one call, which is
 several times cheaper per event than item by item and holds the GIL for milliseconds;
 it stops at the first error. A body with an error, and a larger body, go item by item,
 so that errors stay bounded and no call holds the GIL for long."""
-_FAST_LIST: TypeAdapter[list[Event]] = TypeAdapter(
-    Annotated[list[Event], Field(fail_fast=True)]
-)
-"""A non-blank NDJSON line, from its first non-space character."""
+_FAST_LIST: TypeAdapter[list[Event]] = TypeAdapter(Annotated[list[Event], Field(fail_fast=True)])
 
 
 @dataclass(frozen=True)
