@@ -6,7 +6,7 @@ DATA ?= kept-data
 # A real Kafka broker (0.9.0.1, from npm) for the Kafka tests: see deploy/kafka-local.
 KAFKA_LIBS := .tools/kafka/libs
 
-.PHONY: run test lint imports typecheck pytest bench clean browser kafka-up kafka-down
+.PHONY: run test lint imports typecheck pytest bench clean browser kafka-up kafka-down clickhouse-up clickhouse-down
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,24 @@ kafka-up: $(KAFKA_LIBS)
 
 kafka-down:
 	bash deploy/kafka-local/kafka.sh stop
+
+# A real ClickHouse server from the chdb-core wheel (deploy/clickhouse-local); the tests
+# start their own on free ports.
+CLICKHOUSE_DATA ?= .tools/clickhouse-data
+
+## clickhouse-up / clickhouse-down: ClickHouse on 127.0.0.1:18123 (KEPT_DSN=http://default:@127.0.0.1:18123)
+clickhouse-up: $(VENV)/.server
+	@mkdir -p $(CLICKHOUSE_DATA)
+	@nohup $(BIN)/python deploy/clickhouse-local/clickhouse.py --data $(CLICKHOUSE_DATA) \
+		> $(CLICKHOUSE_DATA)/server.log 2>&1 & echo $$! > $(CLICKHOUSE_DATA)/server.pid
+	@for i in $$(seq 1 60); do \
+		if curl -sf http://127.0.0.1:18123/ping > /dev/null; then \
+			echo "ClickHouse on http://127.0.0.1:18123"; exit 0; fi; sleep 1; done; \
+		echo "ClickHouse did not start: see $(CLICKHOUSE_DATA)/server.log"; exit 1
+
+clickhouse-down:
+	@if [ -f $(CLICKHOUSE_DATA)/server.pid ]; then \
+		kill $$(cat $(CLICKHOUSE_DATA)/server.pid) && rm $(CLICKHOUSE_DATA)/server.pid; fi
 
 lint: $(VENV)/.dev
 	$(BIN)/ruff check .

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.clickhouse import local_clickhouse
 from tests.helpers import InProcessServer, in_process_server
 
 
@@ -36,3 +38,14 @@ def spool_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     path = tmp_path / "spool"
     monkeypatch.setenv("KEPT_SPOOL_DIR", str(path))
     return path
+
+
+@pytest.fixture(scope="session")
+def clickhouse_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real ClickHouse server: KEPT_TEST_CLICKHOUSE_URL, else one started for the session."""
+    given = os.environ.get("KEPT_TEST_CLICKHOUSE_URL")
+    if given:
+        yield given
+        return
+    with local_clickhouse(tmp_path_factory.mktemp("clickhouse")) as url:
+        yield url

@@ -1,14 +1,12 @@
-"""The same storage code against a ClickHouse server, where one exists.
+"""The same storage code against a real ClickHouse server over HTTP.
 
-No modern ClickHouse server can be installed on the development machines (see
-DESIGN.md), so these run only when KEPT_TEST_CLICKHOUSE_URL names one, e.g.
-http://default:@127.0.0.1:8123.
+The server is KEPT_TEST_CLICKHOUSE_URL when set (e.g. http://default:@127.0.0.1:8123),
+else one the session starts from the chdb-core wheel (tests/clickhouse.py).
 """
 
 from __future__ import annotations
 
 import json
-import os
 import uuid
 from collections.abc import Iterator
 from datetime import datetime, timezone
@@ -24,20 +22,22 @@ from kept_storage import Store, migrate
 from kept_storage.migrate import available
 from tests.helpers import feedback, generation
 
-URL = os.environ.get("KEPT_TEST_CLICKHOUSE_URL")
-pytestmark = [
-    pytest.mark.clickhouse_server,
-    pytest.mark.skipif(
-        not URL, reason="needs a ClickHouse server: set KEPT_TEST_CLICKHOUSE_URL (none here)"
-    ),
-]
+pytestmark = pytest.mark.clickhouse_server
+
+
+def test_the_local_server_is_a_real_clickhouse_server(clickhouse_url: str) -> None:
+    store = Store(clickhouse_url, "default")
+    try:
+        assert str(store.scalar("SELECT version()")).startswith("26.")
+        assert store.scalar("SELECT count() FROM system.databases WHERE name = 'system'") == 1
+    finally:
+        store.close()
 
 
 @pytest.fixture
-def store() -> Iterator[Store]:
-    assert URL
+def store(clickhouse_url: str) -> Iterator[Store]:
     database = f"kept_test_{uuid.uuid4().hex[:8]}"
-    store = Store(URL, database)
+    store = Store(clickhouse_url, database)
     try:
         yield store
     finally:

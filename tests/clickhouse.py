@@ -1,0 +1,54 @@
+"""A real ClickHouse server for the tests: deploy/clickhouse-local/clickhouse.py (the
+chdb-core wheel's clickhouse-local with its HTTP and native listeners open)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from tests.helpers import free_port
+
+LAUNCHER = Path(__file__).resolve().parent.parent / "deploy" / "clickhouse-local" / "clickhouse.py"
+READY_TIMEOUT_S = 60.0
+
+
+def _answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url + "/ping", timeout=2) as response:
+            return bool(response.read().strip() == b"Ok.")
+    except OSError:
+        return False
+
+
+@contextmanager
+def local_clickhouse(data: Path) -> Iterator[str]:
+    """Start a server on free loopback ports; yield its URL; stop it. Fails loudly, with
+    the launcher's output, when it does not answer: the listener trick must not rot
+    into a skip."""
+    http_port, tcp_port = free_port(), free_port()
+    log = data / "launcher.log"
+    with open(log, "w") as out:
+        process = subprocess.Popen(
+            [sys.executable, str(LAUNCHER), "--data", str(data), "--http-port", str(http_port),
+             "--tcp-port", str(tcp_port)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    url = f"http://127.0.0.1:{http_port}"
+    try:
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while not _answers(url):
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(
+                    f"the local ClickHouse server did not answer on {url}:\n{log.read_text()}"
+                )
+            time.sleep(0.2)
+        yield url
+    finally:
+        process.kill()
+        process.wait(30)
