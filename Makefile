@@ -3,7 +3,8 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 DATA ?= kept-data
-# A real Kafka broker (0.9.0.1, from npm) for the Kafka tests: see deploy/kafka-local.
+# A real Kafka broker (Apache Kafka 4, KRaft, from Maven Central) for the Kafka tests:
+# see deploy/kafka-local.
 KAFKA_LIBS := .tools/kafka/libs
 
 .PHONY: run test lint imports typecheck pytest bench clean browser kafka-up kafka-down clickhouse-up clickhouse-down
@@ -30,7 +31,7 @@ test: $(VENV)/.dev $(KAFKA_LIBS) browser lint imports typecheck pytest
 $(KAFKA_LIBS):
 	bash deploy/kafka-local/kafka.sh install
 
-## kafka-up / kafka-down: a local broker on 127.0.0.1:9092 (KEPT_KAFKA_API_VERSION=0.9)
+## kafka-up / kafka-down: a local Kafka 4 broker on 127.0.0.1:9092
 kafka-up: $(KAFKA_LIBS)
 	bash deploy/kafka-local/kafka.sh start
 

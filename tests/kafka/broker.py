@@ -1,4 +1,4 @@
-"""A real Kafka broker (0.9.0.1, from deploy/kafka-local/kafka.sh) and `kept consume`
+"""A real Kafka broker (Apache Kafka 4, KRaft, from deploy/kafka-local/kafka.sh) and `kept consume`
 subprocesses, for the Kafka tests."""
 
 from __future__ import annotations
@@ -23,16 +23,17 @@ from tests.helpers import KEPT, free_port, http, kept_env
 
 ROOT = Path(__file__).resolve().parents[2]
 KAFKA_SH = ROOT / "deploy" / "kafka-local" / "kafka.sh"
-API_VERSION = (0, 9)
+API_VERSION = None
+"""kafka-python asks the broker which protocol versions it speaks."""
 
 
 @dataclass
 class Broker:
-    """One broker and its ZooKeeper on loopback, with a data directory of their own."""
+    """One KRaft node (broker and controller) on loopback, with a data directory of its own."""
 
     directory: Path
     port: int
-    zk_port: int
+    controller_port: int
 
     @property
     def bootstrap(self) -> str:
@@ -40,7 +41,7 @@ class Broker:
 
     def endpoint(self, topic: str) -> str:
         """The SDK endpoint for `topic` on this broker."""
-        return f"kafka://{self.bootstrap}?topic={topic}&api_version=0.9"
+        return f"kafka://{self.bootstrap}?topic={topic}"
 
     def _script(self, command: str) -> None:
         args = [
@@ -48,8 +49,8 @@ class Broker:
             str(self.directory),
             "--port",
             str(self.port),
-            "--zk-port",
-            str(self.zk_port),
+            "--controller-port",
+            str(self.controller_port),
         ]
         result = subprocess.run(
             ["bash", str(KAFKA_SH), command, *args],
@@ -65,7 +66,7 @@ class Broker:
         self._script("start")
 
     def stop(self) -> None:
-        """Stop the broker (ZooKeeper keeps running, so topics and offsets stay)."""
+        """Stop the node; its log directory stays, so topics and offsets survive a restart."""
         pid_file = self.directory / "kafka.pid"
         if not pid_file.exists():
             return
@@ -218,7 +219,6 @@ def consume_process(broker: Broker, topic: str, group: str, **env: str) -> Itera
     port = free_port()
     settings = {
         "KEPT_KAFKA": broker.bootstrap,
-        "KEPT_KAFKA_API_VERSION": "0.9",
         "KEPT_KAFKA_TOPIC": topic,
         "KEPT_KAFKA_GROUP": group,
         "KEPT_KAFKA_DLQ_TOPIC": topic + ".dlq",

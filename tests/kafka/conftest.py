@@ -1,7 +1,7 @@
 """A real Kafka broker for the session: started once on free ports, stopped at the end.
 
-Kafka 0.9.0.1 on the installed Java, via deploy/kafka-local/kafka.sh (which `make test`
-installs). Tests that need the broker skip only when Java is missing.
+Apache Kafka 4 in KRaft mode on the installed Java, via deploy/kafka-local/kafka.sh (which
+`make test` installs from Maven Central). Tests that need the broker skip only when Java is missing.
 """
 
 from __future__ import annotations

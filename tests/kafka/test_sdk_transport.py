@@ -99,7 +99,6 @@ def test_kept_kafka_and_kept_project_configure_the_sdk(
     monkeypatch.delenv("KEPT_ENDPOINT", raising=False)
     monkeypatch.setenv("KEPT_KAFKA", broker.bootstrap)
     monkeypatch.setenv("KEPT_KAFKA_TOPIC", topic)
-    monkeypatch.setenv("KEPT_KAFKA_API_VERSION", "0.9")
     monkeypatch.setenv("KEPT_PROJECT", "from-env")
     with Client() as client:
         client.log_generation(model="m")

@@ -24,7 +24,6 @@ def test_intake_goes_through_kafka_into_the_store(broker: Broker, data_dir: Path
     topic = unique("serve")
     env = {
         "KEPT_KAFKA": broker.bootstrap,
-        "KEPT_KAFKA_API_VERSION": "0.9",
         "KEPT_KAFKA_TOPIC": topic,
         "KEPT_KAFKA_GROUP": unique("g"),
         "KEPT_KAFKA_BATCH_MAX_MS": "100",
@@ -73,7 +72,6 @@ def test_intake_answers_503_while_kafka_is_unreachable(data_dir: Path) -> None:
 
     env = {
         "KEPT_KAFKA": f"127.0.0.1:{free_port()}",
-        "KEPT_KAFKA_API_VERSION": "0.9",
         "KEPT_KAFKA_TIMEOUT_S": "1",
     }
     with serve_process(data_dir, None, **env) as server:
