@@ -31,12 +31,16 @@ test: $(VENV)/.dev $(KAFKA_LIBS) browser lint imports typecheck pytest
 $(KAFKA_LIBS):
 	bash deploy/kafka-local/kafka.sh install
 
-## kafka-up / kafka-down: a local Kafka 4 broker on 127.0.0.1:9092
+## kafka-up / kafka-down: a local Kafka 4 broker on 127.0.0.1:9092; `make kafka-up NODES=3`:
+## a 3-node cluster on 127.0.0.1:9092,9093,9094 (replication factor 3, min.insync.replicas=2)
+NODES ?= 1
 kafka-up: $(KAFKA_LIBS)
-	bash deploy/kafka-local/kafka.sh start
+	bash deploy/kafka-local/kafka.sh start --nodes $(NODES)
 
+# Stops the single node and the cluster, whichever runs.
 kafka-down:
 	bash deploy/kafka-local/kafka.sh stop
+	bash deploy/kafka-local/kafka.sh stop --nodes 3
 
 # A real ClickHouse server from the chdb-core wheel (deploy/clickhouse-local); the tests
 # start their own on free ports.
@@ -74,8 +78,12 @@ browser:
 	@if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then :; else \
 		$(SUDO) apt-get update && $(SUDO) apt-get install -y chromium chromium-driver; fi
 
+# Two passes: everything on the embedded store, then the tests that touch a store (marked
+# `store` by tests/conftest.py) again on a real ClickHouse server over http://, which the
+# fixtures start. The server-only tests (`clickhouse_server`) ran in the first pass already.
 pytest: $(VENV)/.dev $(KAFKA_LIBS) browser
 	$(BIN)/pytest
+	KEPT_TEST_STORE=clickhouse $(BIN)/pytest -m "store and not clickhouse_server"
 
 # The SDKs that benchmarks/sdk_peers.py compares kept's call with (benchmark-only).
 $(VENV)/.bench-peers: pyproject.toml | $(BIN)/python

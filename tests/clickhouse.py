@@ -3,6 +3,7 @@ chdb-core wheel's clickhouse-local with its HTTP and native listeners open)."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -15,6 +16,9 @@ from tests.helpers import free_port
 
 LAUNCHER = Path(__file__).resolve().parent.parent / "deploy" / "clickhouse-local" / "clickhouse.py"
 READY_TIMEOUT_S = 60.0
+SERVER_TIME_ZONE = "Asia/Kolkata"
+"""The server's time zone: not UTC, as a production server's may not be, and half an hour
+off any UTC hour, so a time read or written in the server's zone by mistake shows."""
 
 
 def _answers(url: str) -> bool:
@@ -38,6 +42,7 @@ def local_clickhouse(data: Path) -> Iterator[str]:
              "--tcp-port", str(tcp_port)],
             stdout=out,
             stderr=subprocess.STDOUT,
+            env={**os.environ, "TZ": SERVER_TIME_ZONE},
         )  # fmt: skip
     url = f"http://127.0.0.1:{http_port}"
     try:

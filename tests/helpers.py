@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import signal
@@ -25,9 +26,63 @@ import uvicorn
 from kept_service.app import create_app
 from kept_service.runtime import Runtime
 from kept_service.runtime.settings import ServerSettings
+from kept_storage import chdb_dsn
 from kept_storage.datadir import DataDir
+from kept_storage.settings import StoreSettings
 
 KEPT = [sys.executable, "-m", "kept_cli"]
+
+# ---- which store the tests run on ------------------------------------------------------
+
+STORE_MODE_VAR = "KEPT_TEST_STORE"
+"""`embedded` (default): each data directory's own chDB store. `clickhouse`: a real
+ClickHouse server over http:// (`make test` runs the store's tests both ways)."""
+EMBEDDED, CLICKHOUSE = "embedded", "clickhouse"
+CLICKHOUSE_URL_VAR = "KEPT_TEST_CLICKHOUSE_URL"
+"""A ClickHouse server to use; tests/conftest.py starts one for the session when unset."""
+DEFAULT_DATA = Path("kept-data")
+"""The data directory of a `kept` command given none (kept_cli.common.data_dir_arg)."""
+RUN_DATABASE_PREFIX = f"kept_t{uuid.uuid4().hex[:8]}_"
+"""Starts the name of every database this test run makes on the server."""
+
+
+def store_mode() -> str:
+    mode = os.environ.get(STORE_MODE_VAR, EMBEDDED)
+    if mode not in (EMBEDDED, CLICKHOUSE):
+        raise ValueError(f"{STORE_MODE_VAR} must be {EMBEDDED} or {CLICKHOUSE}, not {mode!r}")
+    return mode
+
+
+def on_clickhouse_server() -> bool:
+    return store_mode() == CLICKHOUSE
+
+
+def database_for(data: Path) -> str:
+    """The server database that stands for the embedded store of data directory `data`:
+    a restart on the same directory finds the same data, another directory an empty store."""
+    digest = hashlib.sha256(str(data.resolve()).encode()).hexdigest()[:16]
+    return RUN_DATABASE_PREFIX + digest
+
+
+def store_settings(data: Path) -> dict[str, str]:
+    """`dsn` and `database` of the store of data directory `data`: none on the embedded
+    store (it lives inside `data`), a database of its own on the ClickHouse server."""
+    if not on_clickhouse_server():
+        return {}
+    return {"dsn": os.environ[CLICKHOUSE_URL_VAR], "database": database_for(data)}
+
+
+def store_of(data: Path) -> tuple[str, str]:
+    """The DSN and database of the store kept uses for data directory `data` in this run."""
+    given = store_settings(data)
+    default_database: str = StoreSettings.model_fields["database"].default
+    dsn = given.get("dsn") or chdb_dsn(DataDir(data).store_dir)
+    return dsn, given.get("database", default_database)
+
+
+def store_env(data: Path) -> dict[str, str]:
+    """store_settings as the KEPT_* variables of a subprocess."""
+    return {f"KEPT_{name.upper()}": value for name, value in store_settings(data).items()}
 
 
 def free_port() -> int:
@@ -145,7 +200,7 @@ class InProcessServer:
 @contextmanager
 def in_process_server(data: Path, **settings: Any) -> Iterator[InProcessServer]:
     port = free_port()
-    config_settings = ServerSettings(data=data, port=port, **settings)
+    config_settings = ServerSettings(data=data, port=port, **(store_settings(data) | settings))
     holder: dict[str, Runtime] = {}
     app = create_app(config_settings, DataDir(data), on_ready=lambda rt: holder.update(rt=rt))
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
@@ -187,10 +242,20 @@ class ServeProcess:
         return self.process.wait(timeout)
 
 
-def kept_env(**extra: str) -> dict[str, str]:
+def kept_env(data: Path | None = None, **extra: str) -> dict[str, str]:
+    """The environment of a `kept` subprocess: none of the test process's KEPT_* variables;
+    the store of its data directory (`data`, else KEPT_DATA of `extra`, else the CLI's
+    default) unless `extra` names a KEPT_DSN itself; then `extra`."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("KEPT_")}
+    if "KEPT_DSN" not in extra:
+        env.update(store_env(data or Path(extra.get("KEPT_DATA", DEFAULT_DATA))))
     env.update(extra)
     return env
+
+
+def data_of(args: tuple[str, ...]) -> Path | None:
+    """The --data of a `kept` command line, if it has one."""
+    return Path(args[args.index("--data") + 1]) if "--data" in args[:-1] else None
 
 
 @contextmanager
@@ -201,7 +266,7 @@ def serve_process(data: Path, port: int | None = None, **env: str) -> Iterator[S
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
-        env=kept_env(**env),
+        env=kept_env(data, **env),
     )
     output: list[str] = []
     stdout = process.stdout
@@ -237,7 +302,7 @@ def run_kept(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
         [*KEPT, *args],
         capture_output=True,
         text=True,
-        env=kept_env(**env),
+        env=kept_env(data_of(args), **env),
         timeout=120,
         check=False,
     )

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from typing import Any
 
-from kept_storage import Store
+from kept_storage import Store, utc
 from kept_wire.contract import ACCEPT_ACTIONS_DEFAULT
 
 log = logging.getLogger("kept.analytics")
@@ -117,7 +117,9 @@ SELECT {_OUTCOME_COLUMNS} FROM (
 )
 """
 
-_WINDOW = "inserted_at > {since:DateTime64(3)} AND inserted_at <= {until:DateTime64(3)}"
+_WINDOW = (
+    "inserted_at > {since:DateTime64(3, 'UTC')} AND inserted_at <= {until:DateTime64(3, 'UTC')}"
+)
 
 
 @dataclass(frozen=True)
@@ -154,9 +156,9 @@ class OutcomesJob:
             "SELECT argMax(until, updated_at) FROM analytics_state WHERE job = {j:String}",
             {"j": JOB},
         )
-        if not isinstance(value, datetime) or value.replace(tzinfo=timezone.utc) <= EPOCH:
+        if not isinstance(value, datetime) or utc(value) <= EPOCH:
             return EPOCH
-        return value.replace(tzinfo=timezone.utc)
+        return utc(value)
 
     def run(self, full: bool = False) -> RunResult:
         """Fold everything inserted since the last run; `full` rebuilds from scratch."""
@@ -165,10 +167,12 @@ class OutcomesJob:
             for table in ("outcomes", "outcomes_hourly", "analytics_state"):
                 self._store.command(f"TRUNCATE TABLE {table}")
         since = self.watermark()
-        until: datetime = self._store.scalar(
-            "SELECT now64(3) - toIntervalMillisecond({lag:UInt32})",
-            {"lag": int(self.lag_s * 1000)},
-        ).replace(tzinfo=timezone.utc)
+        until = utc(
+            self._store.scalar(
+                "SELECT now64(3, 'UTC') - toIntervalMillisecond({lag:UInt32})",
+                {"lag": int(self.lag_s * 1000)},
+            )
+        )
         window = {"since": since, "until": until}
         days = self._collect(window)
         version = time.time_ns()
@@ -176,7 +180,8 @@ class OutcomesJob:
             self._store.command(_FOLD, {"day": day, "version": version, "accept": self._accept})
         touched = int(self._store.scalar("SELECT count() FROM analytics_affected") or 0)
         self._store.command(
-            "INSERT INTO analytics_state (job, until) VALUES ({j:String}, {u:DateTime64(3)})",
+            "INSERT INTO analytics_state (job, until) "
+            "VALUES ({j:String}, {u:DateTime64(3, 'UTC')})",
             {"j": JOB, "u": until},
         )
         result = RunResult(since, until, touched, len(days), time.perf_counter() - started)

@@ -18,7 +18,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from kept_analytics.metrics import GroupCounts, finalize
-from kept_storage import Store
+from kept_storage import Store, utc
 from kept_storage.filters import Filters
 from kept_wire.contract import KEPT_THRESHOLD_DEFAULT, SURVIVAL_CHECKPOINTS_DEFAULT
 
@@ -140,7 +140,7 @@ _EXACT_AGGREGATES = """
 
 def _key_value(value: Any) -> Any:
     if isinstance(value, datetime):
-        return value.replace(tzinfo=timezone.utc).isoformat()
+        return utc(value).isoformat()
     if hasattr(value, "isoformat"):
         return value.isoformat()
     return value
@@ -188,11 +188,11 @@ def report(store: Store, spec: ReportSpec) -> list[dict[str, Any]]:
     """One object per group: the group's keys, then every metric (README, "Metrics")."""
     if spec.uses_rollup():
         since, until = _hour_floor(spec.since), _hour_ceil(spec.until)
-        query = _Query(spec, "hour", since, until, "DateTime")
+        query = _Query(spec, "hour", since, until, "DateTime('UTC')")
         rows = store.rows(query.sql("outcomes_hourly", _ROLLUP_AGGREGATES), query.params)
         parse = [(_from_rollup_row(r[len(query.keys) :], spec.threshold), r) for r in rows]
     else:
-        query = _Query(spec, "gen_ts", spec.since, spec.until, "DateTime64(3)")
+        query = _Query(spec, "gen_ts", spec.since, spec.until, "DateTime64(3, 'UTC')")
         query.params["threshold"] = spec.threshold
         rows = store.rows(query.sql("outcomes", _EXACT_AGGREGATES), query.params)
         parse = [(_from_exact_row(r[len(query.keys) :]), r) for r in rows]

@@ -25,7 +25,7 @@ def variable_filters(excluding: str | None = None) -> str:
 FILTERS = variable_filters()
 """Project, model and prompt version, as chosen on the dashboard."""
 
-ROLLUP_WINDOW = "hour >= toStartOfHour($__fromTime) AND hour <= $__toTime"
+ROLLUP_WINDOW = "hour >= toStartOfHour($__fromTime, 'UTC') AND hour <= $__toTime"
 """The hours of the time range in `outcomes_hourly` (whole hours: the rollup's grain)."""
 
 ROLLUP_WHERE = f"{ROLLUP_WINDOW} AND {FILTERS}"

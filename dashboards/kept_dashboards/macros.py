@@ -81,8 +81,8 @@ def typed_sql(sql: str) -> str:
     """The same SQL with `{name:Type}` parameters in place of every macro and variable."""
     out = _TIME_FILTER.sub(
         lambda m: (
-            f"{m[1]} >= toDateTime({{__from:DateTime64(3)}}) "
-            f"AND {m[1]} <= toDateTime({{__to:DateTime64(3)}})"
+            f"{m[1]} >= toDateTime({{__from:DateTime64(3, 'UTC')}}) "
+            f"AND {m[1]} <= toDateTime({{__to:DateTime64(3, 'UTC')}})"
         ),
         sql,
     )
@@ -92,8 +92,8 @@ def typed_sql(sql: str) -> str:
         ),
         out,
     )
-    out = out.replace("$__fromTime", "toDateTime({__from:DateTime64(3)})")
-    out = out.replace("$__toTime", "toDateTime({__to:DateTime64(3)})")
+    out = out.replace("$__fromTime", "toDateTime({__from:DateTime64(3, 'UTC')})")
+    out = out.replace("$__toTime", "toDateTime({__to:DateTime64(3, 'UTC')})")
     out = out.replace("$__interval_s", "{__interval_s:UInt32}")
     for name in VARIABLES:
         out = out.replace(f"'${{{name}}}'", f"{{{name}:String}}")

@@ -160,7 +160,7 @@ WORST_PROMPTS = Panel(
     sum(votes_up) / nullIf(sum(votes_up) + sum(votes_down), 0) AS vote_score,
     sum(corrected) / nullIf(generations, 0) AS correction_rate
 FROM outcomes_hourly
-WHERE hour >= toStartOfHour($__toTime - INTERVAL 7 DAY) AND hour <= $__toTime AND {FILTERS}
+WHERE hour >= toStartOfHour($__toTime - INTERVAL 7 DAY, 'UTC') AND hour <= $__toTime AND {FILTERS}
 GROUP BY prompt_version
 HAVING generations >= 20
 ORDER BY acceptance_rate, prompt_version

@@ -4,6 +4,13 @@ The DSN is the only switch: `chdb:///abs/dir` runs the ClickHouse engine in-proc
 (one process owns a directory), `http(s)://user:pass@host:8123` talks to a server.
 Each thread gets its own client, as clickhouse-connect clients are not meant to be
 shared across threads and chDB serialises calls per handle.
+
+Times are UTC whatever the server's time zone (or, embedded, the process's): ClickHouse
+reads a time without a zone in its own zone, and clickhouse-connect returns one in it.
+So columns are `DateTime64(3, 'UTC')`, and so is every time that travels as a parameter
+(`{since:DateTime64(3, 'UTC')}`: aware or naive-UTC datetimes both land right) or that a
+query makes (`now64(3, 'UTC')`). A time read back may still be naive (UTC) or aware (in
+any zone: chDB returns a `DateTime('UTC')` in the process's zone): `utc` makes it one kind.
 """
 
 from __future__ import annotations
@@ -12,6 +19,7 @@ import logging
 import re
 import threading
 from collections.abc import Generator, Mapping, Sequence
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +35,13 @@ log = logging.getLogger("kept.storage")
 def chdb_dsn(directory: Path) -> str:
     """The DSN of an embedded store kept in `directory`."""
     return f"chdb://{directory.resolve()}"
+
+
+def utc(moment: datetime) -> datetime:
+    """An aware UTC datetime from one the store returned (naive UTC, or aware in any zone)."""
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=timezone.utc)
+    return moment.astimezone(timezone.utc)
 
 
 _CODE_NAME = re.compile(r"\(([A-Z][A-Z0-9_]+)\)")

@@ -52,7 +52,7 @@ class Filters:
         column: str,
         since: datetime | None,
         until: datetime | None,
-        sql_type: str = "DateTime64(3)",
+        sql_type: str = "DateTime64(3, 'UTC')",
     ) -> Filters:
         """`since <= column < until`; an open end when a bound is None."""
         if since is not None:

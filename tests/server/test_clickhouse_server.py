@@ -7,12 +7,15 @@ else one the session starts from the chdb-core wheel (tests/clickhouse.py).
 from __future__ import annotations
 
 import json
+import os
 import uuid
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
+from kept_analytics.outcomes import OutcomesJob
+from kept_analytics.report import ReportSpec, report
 from kept_ingest.decode import decode_json_array
 from kept_ingest.metrics import IngestMetrics
 from kept_ingest.rows import to_rows
@@ -20,7 +23,8 @@ from kept_ingest.writer import BatchWriter
 from kept_service.runtime.status import store_status
 from kept_storage import Store, migrate
 from kept_storage.migrate import available
-from tests.helpers import feedback, generation
+from tests.clickhouse import SERVER_TIME_ZONE
+from tests.helpers import CLICKHOUSE_URL_VAR, feedback, generation, now_iso
 
 pytestmark = pytest.mark.clickhouse_server
 
@@ -60,3 +64,26 @@ def test_migrations_writer_and_status_on_a_server(store: Store) -> None:
         writer.stop()
     status = store_status(store)
     assert (status.generations, status.feedback) == (1, 1)
+
+
+def test_times_are_utc_whatever_the_servers_time_zone(store: Store) -> None:
+    # tests/clickhouse.py runs the server in a zone half an hour off UTC's hours.
+    zone = store.scalar("SELECT timezone()")
+    assert zone == SERVER_TIME_ZONE or os.environ.get(CLICKHOUSE_URL_VAR), zone
+    migrate(store)
+    gen = generation(ts=now_iso())
+    rows = to_rows(decode_json_array(json.dumps([gen]).encode()), datetime.now(timezone.utc), "p")
+    writer = BatchWriter(store, IngestMetrics())
+    writer.start()
+    try:
+        writer.submit(rows).result(30)
+    finally:
+        writer.stop()
+    before = datetime.now(timezone.utc)
+    run = OutcomesJob(store, lag_s=0).run()  # its watermark is the server's clock, in UTC
+    assert abs(run.until - before) < timedelta(seconds=30), (run.until, before)
+    assert run.generations == 1
+    # A window given in UTC finds the generation, by the rollup's hours and exactly.
+    for exact in (False, True):
+        spec = ReportSpec(since=before - timedelta(minutes=1), until=before, exact=exact)
+        assert [g["generations"] for g in report(store, spec)] == [1], exact

@@ -127,7 +127,7 @@ def _texts(filters: _Selection, ids: str, day: bool) -> str:
     when = "toDate(ts) = {day:Date} AND " if day else ""
     if not day and filters.spec.since is not None:
         # a generation's first row is in the window, so all of its rows are on or after since
-        when = "ts >= {since:DateTime64(3)} AND "
+        when = "ts >= {since:DateTime64(3, 'UTC')} AND "
     return f"""
     SELECT project, generation_id, argMin(input_format, inserted_at) AS g_format,
         argMin(input, inserted_at) AS g_input, argMin(output_captured, inserted_at) AS g_captured,
