@@ -1,15 +1,18 @@
 """The Kafka path on this machine: SDK send rate, and one `kept consume` into ClickHouse.
 
-Starts its own broker (deploy/kafka-local/kafka.sh: Apache Kafka 4, KRaft) on free ports.
+Starts its own broker (deploy/kafka-local/kafka.sh: Apache Kafka 4, KRaft) and its own
+ClickHouse server (deploy/clickhouse-local) on free ports.
 
-1. SDK: the Kafka transport's `send` (batches of --batch pre-encoded events, acks=all,
-   waiting for every acknowledgement), then the whole client (`log_generation`/feedback
-   calls → worker → transport) until `flush` returns.
-2. Consumer: a topic filled with --events events and read once (a running broker's JIT
-   and page cache are warm; a fresh one's are not), then one `kept consume` process with
-   a fresh embedded store; its /metrics are read until every event is stored. Sustained
-   is measured from the first stored batch to the last (process start and store
-   migrations excluded); the overall figure includes them.
+1. SDK: the Kafka transport's `send` (batches of --batch pre-encoded events, packed into
+   array messages, acks=all, waiting for every acknowledgement), then the whole client
+   (`log_generation`/feedback calls → worker → transport) until `flush` returns.
+2. Consumer: the topic the transport filled, read once (a running broker's JIT and page
+   cache are warm; a fresh one's are not), then one `kept consume` process per store, the
+   embedded one and the ClickHouse server over HTTP; its /metrics are read until every
+   event is stored. Sustained is measured from the first stored batch to the last
+   (process start and store migrations excluded); the overall figure includes them. Peak
+   memory is the process's high-water mark (VmHWM): with the whole backlog waiting, it
+   shows whether memory stays flat.
 
     .venv/bin/python benchmarks/kafka.py [--events 300000] [--batch 500]
 """
@@ -27,8 +30,9 @@ from kept import Client
 from kept.transports import Outcome
 from kept.transports.kafka import KafkaTransport
 from kept_wire.encoding import Record, encode_event, new_id
+from tests.clickhouse import local_clickhouse
 from tests.helpers import free_port
-from tests.kafka.broker import Broker, consume_process, unique
+from tests.kafka.broker import Broker, consume_process, end_offsets, unique
 
 INPUT = "Summarise the following support ticket. " * 5
 OUTPUT = "The customer reports that the export fails on large files. " * 4
@@ -89,10 +93,13 @@ def client_rate(broker: Broker, topic: str, generations: int, batch: int) -> flo
     return client.stats()["sent"] / elapsed
 
 
-def consumer_rate(broker: Broker, topic: str, total: int, data: Path) -> tuple[float, float]:
+def consumer_rate(
+    broker: Broker, topic: str, total: int, store: dict[str, str]
+) -> tuple[float, float, float]:
+    """(sustained events/s, overall events/s, peak RSS in MiB) of one `kept consume`."""
     group = unique("bench")
     started = time.perf_counter()
-    with consume_process(broker, topic, group, KEPT_DATA=str(data)) as consumer:
+    with consume_process(broker, topic, group, **store) as consumer:
         first: tuple[float, float] | None = None
         while (done := consumer.inserted()) < total:
             if consumer.process.poll() is not None:
@@ -101,10 +108,18 @@ def consumer_rate(broker: Broker, topic: str, total: int, data: Path) -> tuple[f
                 first = (time.perf_counter(), done)
             time.sleep(0.1)
         finished = time.perf_counter()
+        peak = peak_rss_mib(consumer.process.pid)
         consumer.stop()
     assert first is not None
     sustained = (total - first[1]) / (finished - first[0])
-    return sustained, total / (finished - started)
+    return sustained, total / (finished - started), peak
+
+
+def peak_rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
 
 
 def report(what: str, rate: float) -> None:
@@ -128,11 +143,19 @@ def main() -> None:
             report(f"SDK Kafka transport, send() of {args.batch}-event batches (acks=all)", rate)
             rate = client_rate(broker, unique("client"), 20_000, args.batch)
             report("SDK client, 60,000 events from the log calls to acknowledged", rate)
-            print(f"consuming {len(encoded):,} events with one `kept consume` ...", flush=True)
-            broker.read_all(topic, len(encoded), timeout=600)  # warm the broker
-            sustained, overall = consumer_rate(broker, topic, len(encoded), Path(tmp) / "data")
-            report("kept consume into ClickHouse, sustained", sustained)
-            report("kept consume, overall (process start and migrations included)", overall)
+            broker.read_all(topic, sum(end_offsets(broker, topic).values()), timeout=600)
+            (Path(tmp) / "clickhouse").mkdir()
+            with local_clickhouse(Path(tmp) / "clickhouse") as url:
+                stores = {
+                    "the embedded store": {"KEPT_DATA": str(Path(tmp) / "data")},
+                    "the ClickHouse server": {"KEPT_DSN": url, "KEPT_DATABASE": "bench"},
+                }
+                for name, store in stores.items():
+                    print(f"consuming {len(encoded):,} events into {name} ...", flush=True)
+                    sustained, overall, peak = consumer_rate(broker, topic, len(encoded), store)
+                    report(f"kept consume into {name}, sustained", sustained)
+                    report(f"kept consume into {name}, overall (start, migrations)", overall)
+                    print(f"{'  peak memory (VmHWM):':<66} {peak:>8,.0f} MiB", flush=True)
         finally:
             broker.shutdown()
 

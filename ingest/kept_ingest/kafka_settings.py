@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from kept_wire.kafka import DEFAULT_TOPIC, TOPIC_PATTERN, parse_api_version, parse_bootstrap
+from kept_wire.kafka import DEFAULT_TOPIC, TOPIC_PATTERN, parse_bootstrap, parse_compression
 
 
 class KafkaSettings(BaseSettings):
@@ -25,8 +25,9 @@ class KafkaSettings(BaseSettings):
     kafka_dlq_topic: str = Field(
         "kept.events.dlq", pattern=TOPIC_PATTERN, description="Topic for invalid messages."
     )
-    kafka_api_version: str = Field(
-        "auto", description="Broker protocol version, e.g. 0.9 (auto: ask the broker)."
+    kafka_compression: str = Field(
+        "auto",
+        description="How the server's producers compress: auto (zstd), zstd, lz4, gzip or none.",
     )
     kafka_timeout_s: float = Field(
         10.0, gt=0, description="How long to wait for the brokers to acknowledge a produce."
@@ -45,10 +46,10 @@ class KafkaSettings(BaseSettings):
         ge=0,
         le=1,
         description="The consumer stops when more than this share of the last "
-        "`kafka_invalid_window` messages were invalid.",
+        "`kafka_invalid_window` events were invalid.",
     )
     kafka_invalid_window: int = Field(
-        1000, ge=1, description="Messages over which the invalid share is measured."
+        1000, ge=1, description="Events over which the invalid share is measured."
     )
     kafka_shutdown_grace_s: float = Field(
         30.0,
@@ -59,6 +60,32 @@ class KafkaSettings(BaseSettings):
     kafka_dlq_max_original_bytes: int = Field(
         65_536, ge=0, description="Bytes of an invalid message copied into its dead letter."
     )
+    kafka_session_timeout_s: float = Field(
+        45.0,
+        ge=1,
+        le=1800,
+        description="A consumer not heard of for this long leaves the group and its "
+        "partitions go to the others (within the brokers' group.min/max.session.timeout.ms).",
+    )
+    # How `kept kafka create-topics` makes the topics (existing topics are only compared).
+    kafka_partitions: int = Field(
+        12, ge=1, description="Partitions of the event topic: the most consumers that share it."
+    )
+    kafka_dlq_partitions: int = Field(3, ge=1, description="Partitions of the dead-letter topic.")
+    kafka_replication_factor: int = Field(
+        3, ge=1, description="Copies of each partition, on as many brokers."
+    )
+    kafka_min_insync_replicas: int = Field(
+        2,
+        ge=1,
+        description="Copies that must have a message before it is acknowledged (acks=all).",
+    )
+    kafka_retention_hours: float = Field(
+        168, gt=0, description="How long the event topic keeps messages (7 days)."
+    )
+    kafka_dlq_retention_hours: float = Field(
+        720, gt=0, description="How long the dead-letter topic keeps messages (30 days)."
+    )
 
     @field_validator("kafka")
     @classmethod
@@ -68,16 +95,11 @@ class KafkaSettings(BaseSettings):
             return value.strip()
         return None
 
-    @field_validator("kafka_api_version")
+    @field_validator("kafka_compression")
     @classmethod
-    def _version(cls, value: str) -> str:
-        parse_api_version(value)
-        return value
+    def _compression(cls, value: str) -> str:
+        return parse_compression(value)
 
     def kafka_servers(self) -> list[str]:
         """The bootstrap servers as a list (empty when Kafka is not configured)."""
         return list(parse_bootstrap(self.kafka)) if self.kafka else []
-
-    def kafka_version(self) -> tuple[int, ...] | None:
-        """The configured protocol version, or None to ask the broker."""
-        return parse_api_version(self.kafka_api_version)

@@ -8,6 +8,7 @@ they are not; the intake answers 202 or 503 accordingly.
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 import time
 from collections.abc import Sequence
@@ -15,7 +16,16 @@ from typing import Any, Protocol
 
 from kept_ingest.contract import Event
 from kept_ingest.kafka_settings import KafkaSettings
-from kept_wire.kafka import KafkaEndpoint, close_producer, make_producer, probe_version
+from kept_wire.encoding import pack_events
+from kept_wire.kafka import (
+    KafkaEndpoint,
+    UnsupportedKafka,
+    close_producer,
+    discard_producer,
+    make_producer,
+)
+
+log = logging.getLogger("kept.intake")
 
 
 class EventSink(Protocol):
@@ -40,21 +50,25 @@ def kafka_value(event: Event, project: str) -> bytes:
 
 
 class KafkaSink:
-    """Produces events to the event topic, keyed by generation id.
+    """Produces a request's events to the event topic, packed as the SDK packs them
+    (kept_wire.encoding.pack_events: JSON arrays up to the message limit, no key).
 
     The producer is thread-safe: requests produce from worker threads concurrently and
-    each waits only for its own messages' acknowledgements.
+    each waits only for its own messages' acknowledgements. It is made on the first
+    request (and again after a failure to make it): brokers older than kept supports
+    are refused then, with a 503 and an error in the log.
     """
 
     def __init__(self, settings: KafkaSettings) -> None:
         self._endpoint = KafkaEndpoint(
             bootstrap=tuple(settings.kafka_servers()),
             topic=settings.kafka_topic,
-            api_version=settings.kafka_version(),
+            compression=settings.kafka_compression,
         )
         self._timeout = settings.kafka_timeout_s
         self._producer: Any = None
         self._lock = threading.Lock()
+        self._refusal = ""
 
     async def write(self, events: Sequence[Event], project: str) -> None:
         """Produce `events` and wait for every acknowledgement, off the event loop."""
@@ -70,22 +84,38 @@ class KafkaSink:
     def _produce(self, events: Sequence[Event], project: str) -> None:
         deadline = time.monotonic() + self._timeout
         topic = self._endpoint.topic
+        producer = None
         try:
             producer = self._get_producer()
-            futures = [
-                producer.send(topic, value=kafka_value(e, project), key=e.generation_id.encode())
-                for e in events
-            ]
+            values = [kafka_value(e, project) for e in events]
+            limit = self._endpoint.max_message_bytes
+            futures = [producer.send(topic, value=m) for m in pack_events(values, limit)]
             for future in futures:
                 future.get(timeout=max(deadline - time.monotonic(), 0.001))
+        except UnsupportedKafka as exc:
+            if str(exc) != self._refusal:  # once, not per request
+                self._refusal = str(exc)
+                log.error("cannot produce to Kafka: %s", exc)
+            raise SinkUnavailable(f"Kafka did not take the events ({exc})") from exc
         except Exception as exc:
+            if producer is not None:
+                self._discard(producer)
             raise SinkUnavailable(f"Kafka did not take the events ({type(exc).__name__})") from exc
 
     def _get_producer(self) -> Any:
         with self._lock:
             if self._producer is None:
-                version = self._endpoint.api_version or probe_version(
-                    self._endpoint.bootstrap, self._timeout
-                )
-                self._producer = make_producer(self._endpoint, version, self._timeout)
+                self._producer = make_producer(self._endpoint, self._timeout)
             return self._producer
+
+    def _discard(self, producer: Any) -> None:
+        """Replace a producer that failed (kept_wire.kafka.discard_producer says why).
+
+        Requests still waiting on it fail too, and their clients retry; only the first
+        request to see it fail replaces it.
+        """
+        with self._lock:
+            if self._producer is not producer:
+                return
+            self._producer = None
+        discard_producer(producer)

@@ -32,3 +32,5 @@ MAX_COMMENT_CHARS = 10_000
 MAX_MESSAGES = 1_000
 MAX_METADATA_KEYS = 64
 MAX_METADATA_VALUE_CHARS = 2_000
+MAX_EVENTS_PER_MESSAGE = 10_000
+"""Most events one Kafka message (a JSON array of them) may carry."""

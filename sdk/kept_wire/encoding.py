@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import json
 import random
+from collections.abc import Sequence
 from datetime import datetime, timezone
 
+from kept_wire.contract import MAX_EVENTS_PER_MESSAGE
 from kept_wire.redaction import Redactor
 
 Record = tuple[str, str, float | datetime, str | None, str | None, dict[str, object]]
@@ -120,3 +122,31 @@ def redacted(fields: dict[str, object], redact: Redactor) -> dict[str, object]:
             for m in value
         ]
     return out
+
+
+def pack_events(
+    events: Sequence[bytes], max_bytes: int, max_events: int = MAX_EVENTS_PER_MESSAGE
+) -> list[bytes]:
+    """Encoded events as few messages as fit: JSON arrays of at most `max_bytes` and
+    `max_events` each, in order; an event that fits no array with others goes alone,
+    as the object it is.
+
+    Producers send a batch per Kafka message because what a consumer pays per message
+    (the client library's record parsing) costs more than validating the event itself.
+    """
+    messages: list[bytes] = []
+    chunk: list[bytes] = []
+    size = 1  # "[" and "]" less the comma the first event does not need
+
+    def close() -> None:
+        messages.append(chunk[0] if len(chunk) == 1 else b"[" + b",".join(chunk) + b"]")
+
+    for event in events:
+        if chunk and (size + len(event) + 1 > max_bytes or len(chunk) >= max_events):
+            close()
+            chunk, size = [], 1
+        chunk.append(event)
+        size += len(event) + 1
+    if chunk:
+        close()
+    return messages

@@ -19,7 +19,15 @@ import pytest
 
 from kept import Client
 from tests.helpers import free_port
-from tests.kafka.broker import Broker, consume_process, kept_status, store_contents, unique
+from tests.kafka.broker import (
+    Broker,
+    broker_done,
+    consume_process,
+    end_offsets,
+    kept_status,
+    store_contents,
+    unique,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -85,18 +93,11 @@ def test_kill_9_in_the_middle_then_restart(broker: Broker, tmp_path: Path) -> No
     with consume_process(broker, topic, group, **settings) as consumer:
         # Whatever was stored but not committed is read again and skipped as a repeat.
         consumer.wait_for(
-            lambda: (
-                consumer.metric("kept_consumer_lag") == 0
-                and broker_done(broker, topic, group, 60_000)
-            ),
+            lambda: consumer.metric("kept_consumer_lag") == 0 and broker_done(broker, topic, group),
             "the rest stored and committed",
         )
         assert consumer.stop() == 0
     assert_exactly_once(str(data), gids, tmp_path)
-
-
-def broker_done(broker: Broker, topic: str, group: str, total: int) -> bool:
-    return sum(o or 0 for o in broker.committed(topic, group).values()) == total
 
 
 def test_broker_down_while_the_app_logs_then_back(broker: Broker, tmp_path: Path) -> None:
@@ -125,6 +126,7 @@ def test_broker_down_while_the_app_logs_then_back(broker: Broker, tmp_path: Path
     assert_exactly_once(str(data), gids, tmp_path)
 
 
+@pytest.mark.embedded_only("the embedded store's file lock; it names its chdb:// DSN")
 def test_clickhouse_locked_by_another_process_holds_offsets_then_recovers(
     broker: Broker, tmp_path: Path
 ) -> None:
@@ -171,7 +173,7 @@ def test_clickhouse_locked_by_another_process_holds_offsets_then_recovers(
             holder.wait(60)
             consumer.wait_for(lambda: consumer.inserted() >= 6000, "recovery", timeout=180)
             assert consumer.metric("kept_consumer_paused") == 0
-            consumer.wait_for(lambda: broker_done(broker, topic, group, 6000), "commits")
+            consumer.wait_for(lambda: broker_done(broker, topic, group), "commits")
             assert consumer.stop() == 0
     finally:
         if holder.poll() is None:
@@ -229,14 +231,36 @@ def test_poison_messages_go_to_the_dead_letter_topic(broker: Broker, tmp_path: P
         assert client.flush(timeout=60)
     with consume_process(broker, topic, group, KEPT_DATA=str(data)) as consumer:
         consumer.wait_for(lambda: consumer.inserted() >= 600, "the healthy stream stored")
-        consumer.wait_for(lambda: broker_done(broker, topic, group, 605), "all committed")
+        consumer.wait_for(lambda: broker_done(broker, topic, group), "all committed")
         assert consumer.metric("kept_consumer_dead_lettered_total") == 5
         assert consumer.stop() == 0
-    letters = [json.loads(r.value) for r in broker.read_all(topic + ".dlq", 5)]
+    records = broker.read_all(topic + ".dlq", 5)
+    letters = [json.loads(r.value) for r in records]
     reasons = {letter["reason"] for letter in letters}
     assert reasons == {"not_json", "invalid_event", "no_project", "empty"}
-    for letter in letters:
+    for record, letter in zip(records, letters, strict=True):
         assert letter["topic"] == topic and letter["error"] and letter["offset"] >= 0
+        # The headers say the same, for tools that route dead letters without parsing them.
+        assert record.key == b"k"
+        headers = dict(record.headers)
+        assert headers == {
+            "kept.reason": letter["reason"].encode(),
+            "kept.origin.topic": topic.encode(),
+            "kept.origin.partition": str(letter["partition"]).encode(),
+            "kept.origin.offset": str(letter["offset"]).encode(),
+            "kept.error": letter["error"].encode()[:1024],
+        }
+    # The origins are the poison messages' own places in the event topic.
+    origins = {
+        (h["kept.origin.partition"], h["kept.origin.offset"])
+        for h in map(dict, (r.headers for r in records))
+    }
+    poisoned = {
+        (str(r.partition).encode(), str(r.offset).encode())
+        for r in broker.read_all(topic, sum(end_offsets(broker, topic).values()))
+        if r.key == b"k"
+    }
+    assert origins == poisoned
     huge = next(x for x in letters if x["original_bytes"] > 100_000)
     assert huge["reason"] == "invalid_event" and "model" in huge["error"]
     assert huge["truncated"] and len(huge["original"]) == 65_536

@@ -8,7 +8,13 @@ import uuid
 import pytest
 
 from kept_ingest.consumer.batching import Batcher
-from kept_ingest.consumer.deadletter import InvalidShare, TooManyInvalid, dead_letter
+from kept_ingest.consumer.deadletter import (
+    ERROR_HEADER_MAX_BYTES,
+    InvalidShare,
+    TooManyInvalid,
+    dead_letter,
+    dead_letter_headers,
+)
 from kept_ingest.consumer.decode import Invalid, Message, decode_message
 from kept_ingest.contract import Vote
 from tests.helpers import feedback, generation
@@ -84,11 +90,11 @@ def vote(i: int) -> Vote:
 
 
 def test_batch_is_ready_by_count() -> None:
-    batcher = Batcher(max_messages=3, max_bytes=10**9, max_age_s=60, clock=Clock())
+    batcher = Batcher(max_events=3, max_bytes=10**9, max_age_s=60, clock=Clock())
     for i in range(2):
-        batcher.add(message(b"{}", offset=i), vote(i))
+        batcher.add(message(b"{}", offset=i), [vote(i)])
     assert not batcher.ready()
-    batcher.add(message(b"{}", offset=2), None)  # a dead-lettered message counts too
+    batcher.add(message(b"{}", offset=2), [])  # a dead-lettered message counts too
     assert batcher.ready()
     batch = batcher.take()
     assert (batch.messages, len(batch.events)) == (3, 2)
@@ -97,18 +103,18 @@ def test_batch_is_ready_by_count() -> None:
 
 
 def test_batch_is_ready_by_bytes() -> None:
-    batcher = Batcher(max_messages=1000, max_bytes=100, max_age_s=60, clock=Clock())
-    batcher.add(message(b"x" * 60), vote(0))
+    batcher = Batcher(max_events=1000, max_bytes=100, max_age_s=60, clock=Clock())
+    batcher.add(message(b"x" * 60), [vote(0)])
     assert not batcher.ready()
-    batcher.add(message(b"x" * 40, offset=1), vote(1))  # 100 value bytes + 2 * 3 key bytes
+    batcher.add(message(b"x" * 40, offset=1), [vote(1)])  # 100 value bytes + 2 * 3 key bytes
     assert batcher.ready()
 
 
 def test_batch_is_ready_by_age() -> None:
     clock = Clock()
-    batcher = Batcher(max_messages=1000, max_bytes=10**9, max_age_s=0.5, clock=clock)
+    batcher = Batcher(max_events=1000, max_bytes=10**9, max_age_s=0.5, clock=clock)
     assert batcher.time_left() == 0.5 and not batcher.ready()
-    batcher.add(message(b"{}"), vote(0))
+    batcher.add(message(b"{}"), [vote(0)])
     clock.now += 0.3
     assert not batcher.ready()
     assert batcher.time_left() == pytest.approx(0.2)
@@ -118,10 +124,10 @@ def test_batch_is_ready_by_age() -> None:
 
 
 def test_offsets_per_partition_and_dropping_lost_partitions() -> None:
-    batcher = Batcher(max_messages=100, max_bytes=10**9, max_age_s=60, clock=Clock())
-    batcher.add(message(b"{}", offset=7, partition=0), vote(0))
-    batcher.add(message(b"{}", offset=4, partition=1), vote(1))
-    batcher.add(message(b"{}", offset=8, partition=0), vote(2))
+    batcher = Batcher(max_events=100, max_bytes=10**9, max_age_s=60, clock=Clock())
+    batcher.add(message(b"{}", offset=7, partition=0), [vote(0)])
+    batcher.add(message(b"{}", offset=4, partition=1), [vote(1)])
+    batcher.add(message(b"{}", offset=8, partition=0), [vote(2)])
     batcher.drop({("events", 1)})
     assert batcher.take().offsets == {("events", 0): 9}
 
@@ -138,6 +144,7 @@ def test_dead_letter_carries_everything_in_its_value() -> None:
         "topic": "events",
         "partition": 2,
         "offset": 41,
+        "index": None,  # the whole message (an event of an array message has its index)
         "original": "héllo ",  # cut at 7 bytes; a broken character is dropped
         "original_bytes": 13,
         "truncated": True,
@@ -146,14 +153,50 @@ def test_dead_letter_carries_everything_in_its_value() -> None:
     assert (whole["original"], whole["truncated"]) == ("héllo wörld", False)
 
 
+def test_dead_letter_headers_say_why_and_where_from() -> None:
+    invalid = Invalid(Message("events", 2, 41, b"{", b"k"), "not_json", "not JSON: bad")
+    assert dict(dead_letter_headers(invalid)) == {
+        "kept.reason": b"not_json",
+        "kept.origin.topic": b"events",
+        "kept.origin.partition": b"2",
+        "kept.origin.offset": b"41",
+        "kept.error": b"not JSON: bad",
+    }
+    event = Invalid(Message("events", 2, 41, b"[{}]", b"k"), "invalid_event", "e", 3, b"{}")
+    assert dict(dead_letter_headers(event))["kept.origin.index"] == b"3"
+    letter = json.loads(dead_letter(event, 100))
+    assert (letter["index"], letter["original"], letter["original_bytes"]) == (3, "{}", 2)
+    text = "x" + "é" * 1000  # 2,001 bytes
+    long = Invalid(Message("events", 0, 0, b"{}", None), "invalid_event", text)
+    error = dict(dead_letter_headers(long))["kept.error"]
+    # Cut to the bound, and still UTF-8: the character the cut split in two is dropped.
+    assert error.decode() == "x" + "é" * 511
+    assert len(error) == ERROR_HEADER_MAX_BYTES - 1
+    assert json.loads(dead_letter(long, 10))["error"] == text  # whole in the value
+
+
 def test_invalid_share_trips_only_over_a_full_window() -> None:
     share = InvalidShare(window=10, max_share=0.2)
     for _ in range(5):
         share.record(True)  # 100% invalid, but the window is not full yet
     for _ in range(4):
         share.record(False)
-    with pytest.raises(TooManyInvalid, match=r"5 of the last 10 messages \(50%\)"):
+    with pytest.raises(TooManyInvalid, match=r"5 of the last 10 events \(50%\)"):
         share.record(False)
+
+
+def test_invalid_share_counts_valid_events_in_bulk() -> None:
+    share = InvalidShare(window=10, max_share=0.2)
+    share.record(True)
+    share.record_valid(3)
+    assert share.share == 0.25
+    share.record_valid(10)  # a whole window of valid events: the invalid one slid out
+    assert share.share == 0.0
+    for _ in range(2):
+        share.record(True)
+    share.record_valid(2)
+    with pytest.raises(TooManyInvalid):
+        share.record(True)  # 3 of the last 10
 
 
 def test_invalid_share_slides() -> None:

@@ -1,14 +1,14 @@
-"""The batch step: collect decoded messages until a count, byte or age limit.
+"""The batch step: collect decoded messages until an event count, byte or age limit.
 
 Pure apart from an injectable clock. A batch remembers, per partition, the offset to
-commit once it is stored: one past its last message, valid or not (invalid ones go to
-the dead-letter topic, which is flushed before the commit).
+commit once it is stored: one past its last message, whatever its events were (invalid
+ones go to the dead-letter topic, which is flushed before the commit).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from kept_ingest.consumer.decode import Message
@@ -33,12 +33,12 @@ class Batcher:
 
     def __init__(
         self,
-        max_messages: int,
+        max_events: int,
         max_bytes: int,
         max_age_s: float,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.max_messages = max_messages
+        self.max_events = max_events
         self.max_bytes = max_bytes
         self.max_age_s = max_age_s
         self._clock = clock
@@ -47,29 +47,32 @@ class Batcher:
     def __len__(self) -> int:
         return self._batch.messages
 
-    def add(self, message: Message, event: Event | None) -> bool:
-        """Add a consumed message: its event, or None when it was dead-lettered.
+    def add(self, message: Message, events: Sequence[Event]) -> bool:
+        """Add a consumed message with its valid events (none when all were dead-lettered).
 
-        Returns True when the batch is full by count or bytes (cheap enough to ask after
-        every message; `ready()` also asks the clock).
+        Returns True when the batch is full by events or bytes (cheap enough to ask after
+        every message; `ready()` also asks the clock). A message is never split: a batch
+        may pass the event limit by the events of its last message.
         """
         batch = self._batch
         if batch.messages == 0:
             batch.started = self._clock()
-        if event is not None:
-            batch.events.append(event)
+        batch.events.extend(events)
         batch.offsets[(message.topic, message.partition)] = message.offset + 1
         batch.messages += 1
         batch.size += message.size
-        return batch.messages >= self.max_messages or batch.size >= self.max_bytes
+        return self._full(batch)
+
+    def _full(self, batch: Batch) -> bool:
+        return max(len(batch.events), batch.messages) >= self.max_events or (
+            batch.size >= self.max_bytes
+        )
 
     def ready(self) -> bool:
         """True when the batch is full, or its oldest message has waited long enough."""
         batch = self._batch
         return batch.messages > 0 and (
-            batch.messages >= self.max_messages
-            or batch.size >= self.max_bytes
-            or self._clock() - batch.started >= self.max_age_s
+            self._full(batch) or self._clock() - batch.started >= self.max_age_s
         )
 
     def time_left(self) -> float:

@@ -14,7 +14,12 @@ from kept_ingest.consumer.batching import Partition
 from kept_ingest.consumer.deadletter import DeadLetters
 from kept_ingest.consumer.decode import MAX_MESSAGE_BYTES, Message
 from kept_ingest.kafka_settings import KafkaSettings
-from kept_wire.kafka import KafkaEndpoint, close_producer, make_producer, probe_version
+from kept_wire.kafka import (
+    KafkaEndpoint,
+    broker_version,
+    check_kafka_version,
+    make_producer,
+)
 
 log = logging.getLogger("kept.consumer")
 
@@ -37,7 +42,11 @@ class _Listener:
 
 
 class KafkaIO:
-    """The group consumer of the event topic and the producer of the dead-letter topic."""
+    """The group consumer of the event topic and the producer of the dead-letter topic.
+
+    Raises UnsupportedKafka when the brokers are older than kept supports (that will not
+    pass by retrying), kafka-python's errors when they cannot be reached.
+    """
 
     def __init__(self, settings: KafkaSettings, max_poll_records: int) -> None:
         from kafka import ConsumerRebalanceListener, KafkaConsumer
@@ -45,43 +54,58 @@ class KafkaIO:
         ConsumerRebalanceListener.register(_Listener)
         servers = settings.kafka_servers()
         timeout = settings.kafka_timeout_s
-        version = settings.kafka_version() or probe_version(servers, timeout)
-        self.version = version
+        session_ms = int(settings.kafka_session_timeout_s * 1000)
         self._max_poll_records = max_poll_records
         self._positions: dict[Partition, int] = {}
+        self._held: set[Partition] = set()
         self._broker_down = False
-        self._consumer = KafkaConsumer(
-            bootstrap_servers=servers,
-            group_id=settings.kafka_group,
-            client_id="kept-consumer",
-            api_version=version,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            # At least the largest message a broker takes, or consumption could stall on it.
-            max_partition_fetch_bytes=MAX_MESSAGE_BYTES,
-            request_timeout_ms=max(int(timeout * 1000), 30_000),
+        # Asked first, and the dead-letter producer made, before the consumer: a consumer
+        # that cannot reach the brokers leaks a thread (see broker_version).
+        self.version = broker_version(servers, timeout)
+        check_kafka_version(self.version)
+        endpoint = KafkaEndpoint(
+            bootstrap=tuple(servers),
+            topic=settings.kafka_dlq_topic,
+            compression=settings.kafka_compression,
         )
-        producer = None
+        version = self.version
+        self.dead_letters = DeadLetters(
+            lambda: make_producer(endpoint, timeout, version),
+            settings.kafka_dlq_topic,
+            settings.kafka_dlq_max_original_bytes,
+            timeout,
+        )
+        self._consumer: Any = None
         try:
-            endpoint = KafkaEndpoint(
-                bootstrap=tuple(servers), topic=settings.kafka_dlq_topic, api_version=version
+            _await_topics(self.dead_letters.producer, [settings.kafka_topic, endpoint.topic])
+            self._consumer = KafkaConsumer(
+                bootstrap_servers=servers,
+                group_id=settings.kafka_group,
+                client_id="kept-consumer",
+                enable_auto_commit=False,
+                auto_offset_reset="earliest",
+                # At least the largest message a broker takes, or consumption could stall;
+                # a fetch of all partitions at most twice that, so that memory stays flat
+                # however long the backlog (the default is 50 MiB, more once decompressed).
+                max_partition_fetch_bytes=MAX_MESSAGE_BYTES,
+                fetch_max_bytes=2 * MAX_MESSAGE_BYTES,
+                session_timeout_ms=session_ms,
+                heartbeat_interval_ms=max(min(3000, session_ms // 3), 100),
+                bootstrap_timeout_ms=max(int(timeout * 1000), 1000),
+                request_timeout_ms=max(int(timeout * 1000), 30_000),
+                # New partitions, and a topic missed at the first join, seen within 30 s
+                # (the default refresh is every 5 minutes).
+                metadata_max_age_ms=30_000,
             )
-            producer = make_producer(endpoint, version, timeout)
-            self.dead_letters = DeadLetters(
-                producer, settings.kafka_dlq_topic, settings.kafka_dlq_max_original_bytes, timeout
-            )
-            # A group that subscribes to a topic that does not exist yet is assigned nothing
-            # and sees the topic only at its next metadata refresh (minutes). Ask for both
-            # topics first (the first dead letter must not wait for its topic to be made):
-            # brokers that auto-create topics create them; others raise after the timeout,
-            # and the caller retries.
-            producer.partitions_for(settings.kafka_topic)
-            producer.partitions_for(settings.kafka_dlq_topic)
+            # The group's leader assigns partitions from its own consumer's metadata: learn
+            # the topic's partitions before joining, or a join that outruns that fetch is
+            # assigned nothing until the next refresh (kafka-python, seen under load).
+            self._consumer.partitions_for_topic(settings.kafka_topic)
             self._consumer.subscribe([settings.kafka_topic], listener=_Listener(self))
         except BaseException:
-            if producer is not None:
-                close_producer(producer, 0)
-            self._consumer.close(autocommit=False)
+            self.dead_letters.discard()
+            if self._consumer is not None:
+                self._consumer.close(autocommit=False)
             raise
 
     def poll(self, timeout_s: float) -> list[Message]:
@@ -154,9 +178,11 @@ class KafkaIO:
     def revoked(self, partitions: set[Partition]) -> None:
         for partition in partitions:
             self._positions.pop(partition, None)
+        self._held -= partitions
 
     def assigned(self, partitions: set[Partition]) -> None:
-        log.info("assigned %s", ", ".join(f"{t}[{p}]" for t, p in sorted(partitions)) or "nothing")
+        self._held |= partitions
+        log.info("assigned %s; holding %s", _names(partitions), _names(self._held))
 
     def close(self) -> None:
         """Leave the group and disconnect (offsets are committed by the pipeline only)."""
@@ -164,3 +190,26 @@ class KafkaIO:
             self.dead_letters.close()
         finally:
             self._consumer.close(autocommit=False)
+
+
+def _names(partitions: set[Partition]) -> str:
+    return ", ".join(f"{t}[{p}]" for t, p in sorted(partitions)) or "nothing"
+
+
+def _await_topics(producer: Any, topics: list[str]) -> None:
+    """Wait until `topics` exist (brokers that create topics on demand make them now).
+
+    A group that subscribes to a topic that does not exist yet is assigned nothing and
+    sees the topic only at its next metadata refresh (minutes); and the first dead letter
+    must not wait for its topic. The caller retries what raises here.
+    """
+    from kafka.errors import KafkaTimeoutError
+
+    for topic in topics:
+        try:
+            producer.partitions_for(topic)
+        except KafkaTimeoutError:
+            raise KafkaTimeoutError(
+                f"topic {topic} does not exist and the brokers do not create topics on "
+                "demand: create the topics with `kept kafka create-topics`"
+            ) from None

@@ -20,7 +20,7 @@ import time
 
 from kept_ingest.consumer.batching import Batch, Batcher, Partition
 from kept_ingest.consumer.deadletter import InvalidShare, TooManyInvalid
-from kept_ingest.consumer.decode import Invalid, Message, decode_message
+from kept_ingest.consumer.decode import Invalid, Message, decode_events
 from kept_ingest.consumer.insert import InsertStep
 from kept_ingest.consumer.kafka_io import KafkaIO
 from kept_ingest.kafka_settings import KafkaSettings
@@ -85,18 +85,22 @@ class Pipeline:
             self._commit({})
 
     def _handle(self, message: Message) -> bool:
-        """Decode one message into the batch (or the dead-letter topic); True when the
-        batch is full."""
-        result = decode_message(message)
-        try:
-            self._invalid.record(isinstance(result, Invalid))
-        except TooManyInvalid:
-            self._store()  # what came before the message that tripped the limit
-            raise
-        if isinstance(result, Invalid):
-            self._dead_letter(result)
-            return self._batcher.add(message, None)
-        return self._batcher.add(message, result)
+        """Decode one message's events into the batch (the invalid ones into the
+        dead-letter topic); True when the batch is full."""
+        results = decode_events(message)
+        events = [r for r in results if not isinstance(r, Invalid)]
+        if len(events) == len(results):
+            self._invalid.record_valid(len(events))
+            return self._batcher.add(message, events)
+        for result in results:
+            try:
+                self._invalid.record(isinstance(result, Invalid))
+            except TooManyInvalid:
+                self._store()  # what came before the message that tripped the limit
+                raise
+            if isinstance(result, Invalid):
+                self._dead_letter(result)
+        return self._batcher.add(message, events)
 
     def _dead_letter(self, invalid: Invalid) -> None:
         self._io.dead_letters.send(invalid)
@@ -106,10 +110,11 @@ class Pipeline:
             self._last_dead_letter_log = now
             message = invalid.message
             log.warning(
-                "dead-lettered %s[%d]@%d: %s (%s)",
+                "dead-lettered %s[%d]@%d%s: %s (%s)",
                 message.topic,
                 message.partition,
                 message.offset,
+                "" if invalid.index is None else f" event {invalid.index}",
                 invalid.reason,
                 invalid.error[:200],
             )

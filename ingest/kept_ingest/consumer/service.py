@@ -21,6 +21,7 @@ from kept_ingest.kafka_settings import KafkaSettings
 from kept_ingest.metrics import ConsumerMetrics, IngestMetrics
 from kept_storage import Store
 from kept_storage.datadir import DataDir
+from kept_wire.kafka import UnsupportedKafka, version_text
 
 log = logging.getLogger("kept.consumer")
 
@@ -39,13 +40,16 @@ def consume(
 ) -> None:
     """Connect to Kafka (retrying while it is unreachable) and consume until `stop`.
 
-    Raises ConsumerStopped when the invalid share passes its limit.
+    Raises ConsumerStopped when the brokers are older than kept supports, or when the
+    invalid share passes its limit.
     """
     insert.prepare()
     delay = 1.0
     while not stop.is_set():
         try:
             io = KafkaIO(settings, max_poll_records=settings.kafka_batch_max_events)
+        except UnsupportedKafka as exc:  # retrying will not make the brokers newer
+            raise ConsumerStopped(f"cannot consume {settings.kafka_topic}: {exc}") from None
         except Exception as exc:
             log.warning("cannot reach Kafka at %s (%s); retrying", settings.kafka, exc)
             stop.wait(delay)
@@ -55,7 +59,7 @@ def consume(
             "consuming %s as group %s (Kafka %s)",
             settings.kafka_topic,
             settings.kafka_group,
-            ".".join(map(str, io.version)),
+            version_text(io.version),
         )
         try:
             Pipeline(io, insert, settings, metrics, stop).run()

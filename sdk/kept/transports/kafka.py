@@ -1,15 +1,18 @@
 """The Kafka transport: ``kafka://host:9092,host2:9092?topic=kept.events``.
 
-Each event is one message: the value is the event's JSON (with ``project``, since Kafka
-has no API key to say it), the key its ``generation_id``, so all events of a generation
-go to one partition in order. ``send`` returns SENT only once the brokers acknowledged
-every message of the batch (``acks=all``).
+A batch travels as few messages as fit the broker's message limit: each value is a JSON
+array of events (one event alone is sent as its object), each event with ``project``
+since Kafka has no API key to say it. Messages have no key: the producer spreads them
+over the partitions. (One message per event, keyed by generation, cost the consumer more
+per event in the client library's record parsing than validating the event itself.)
+``send`` returns SENT only once the brokers acknowledged every message (``acks=all``).
 
 kafka-python is imported only when a kafka:// endpoint is used, and the producer is made
-on the first send, once per process: a forked child makes its own. Broker features are
-used where the broker has them: idempotence from 0.11, zstd from 2.1 (lz4 from 0.10);
-against older brokers (0.9) gzip and a producer that does not retry by itself (the worker
-resends the batch, and the server stores a repeated event id once).
+on the first send, once per process: a forked child makes its own. It is idempotent and
+compresses with zstd unless the URL says otherwise (``?compression=lz4|gzip|none``);
+brokers older than Kafka 2.1 are refused (the batch is dropped as FATAL, the log says
+which version was found), and so is a codec whose library is missing. After a transient
+failure the producer is replaced (kept_wire.kafka.discard_producer says why).
 """
 
 from __future__ import annotations
@@ -19,12 +22,13 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from kept_wire.encoding import pack_events
 from kept_wire.kafka import (
     KafkaEndpoint,
+    UnsupportedKafka,
     close_producer,
-    generation_key,
+    discard_producer,
     make_producer,
-    probe_version,
 )
 
 from .base import Outcome, Rejection, SendResult
@@ -38,7 +42,6 @@ class KafkaTransport:
 
         self.endpoint = endpoint
         self._timeout = timeout
-        self._version = endpoint.api_version
         self._producer: Any = None
         self._pid = 0
 
@@ -61,12 +64,17 @@ class KafkaTransport:
         try:
             producer = self._get_producer()
             topic = self.endpoint.topic
-            futures = [producer.send(topic, value=e, key=generation_key(e)) for e in events]
+            futures = [producer.send(topic, value=m) for m in pack_events(events, limit)]
             producer.flush(timeout=max(deadline - time.monotonic(), 0.001))
             for future in futures:
                 future.get(timeout=max(deadline - time.monotonic(), 0.001))
         except Exception as exc:
-            return self._failure(exc)
+            result = self._failure(exc)
+            if result.outcome is Outcome.RETRY and self._pid == os.getpid():
+                producer, self._producer = self._producer, None
+                if producer is not None:
+                    discard_producer(producer)
+            return result
         return SendResult(Outcome.SENT)
 
     def reset(self) -> None:
@@ -83,15 +91,15 @@ class KafkaTransport:
     def _get_producer(self) -> Any:
         if self._producer is not None and self._pid == os.getpid():
             return self._producer
-        if self._version is None:
-            self._version = probe_version(self.endpoint.bootstrap, self._timeout)
-        self._producer = make_producer(self.endpoint, self._version, self._timeout)
+        self._producer = make_producer(self.endpoint, self._timeout)
         self._pid = os.getpid()
         return self._producer
 
     def _failure(self, exc: Exception) -> SendResult:
         from kafka import errors
 
+        if isinstance(exc, UnsupportedKafka):
+            return SendResult(Outcome.FATAL, detail=str(exc))
         detail = f"Kafka: {type(exc).__name__}"
         if isinstance(exc, (errors.MessageSizeTooLargeError, errors.RecordListTooLargeError)):
             return SendResult(Outcome.TOO_LARGE, detail=detail)
