@@ -110,8 +110,11 @@ class Broker:
         return KafkaProducer(
             bootstrap_servers=self.bootstrap,
             acks="all",
-            retries=0,
+            # A plain producer (no producer id: tests tell its batches from kept's), which
+            # retries in order: a topic created on demand has no leader for a moment.
             enable_idempotence=False,
+            retries=5,
+            max_in_flight_requests_per_connection=1,
             max_request_size=4 * 1024 * 1024,
             **config,
         )
