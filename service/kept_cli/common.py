@@ -38,6 +38,15 @@ def server_imports() -> None:
         raise CliError(f"{SERVER_EXTRA_HINT} ({exc})") from None
 
 
+def kafka_imports(command: str) -> None:
+    """The server's packages and kafka-python, or a CliError naming what to install."""
+    server_imports()
+    try:
+        import kafka  # noqa: F401
+    except ImportError:
+        raise CliError(f"{command} needs kafka-python: pip install 'kept[server]'") from None
+
+
 def server_settings(**overrides: object) -> Any:
     """The server's settings, with a clear error for a bad KEPT_* value or flag."""
     from pydantic import ValidationError

@@ -6,7 +6,7 @@ import argparse
 import json
 from typing import Any
 
-from kept_cli.common import CliError, config_error, server_imports
+from kept_cli.common import CliError, config_error, kafka_imports
 
 
 def add_commands(sub: Any) -> None:
@@ -44,11 +44,7 @@ def add_commands(sub: Any) -> None:
 
 
 def cmd_create_topics(args: argparse.Namespace) -> int:
-    server_imports()
-    try:
-        import kafka  # noqa: F401
-    except ImportError:
-        raise CliError("kept kafka needs kafka-python: pip install 'kept[server]'") from None
+    kafka_imports("kept kafka")
     from pydantic import ValidationError
 
     from kept_ingest.kafka_settings import KafkaSettings

@@ -14,6 +14,7 @@ from kept_cli.common import (
     CliError,
     add_data_args,
     config_error,
+    kafka_imports,
     remote_for,
     server_imports,
     server_settings,
@@ -176,11 +177,7 @@ def cmd_schema(args: argparse.Namespace) -> int:
 
 
 def cmd_consume(args: argparse.Namespace) -> int:
-    server_imports()
-    try:
-        import kafka  # noqa: F401
-    except ImportError:
-        raise CliError("kept consume needs kafka-python: pip install 'kept[server]'") from None
+    kafka_imports("kept consume")
     from pydantic import ValidationError
 
     from kept_ingest.consumer.service import ConsumerStopped, run_consume
