@@ -23,10 +23,14 @@ from typing import Any
 
 import uvicorn
 
+from kept_ingest.decode import decode_json_array
+from kept_ingest.metrics import IngestMetrics
+from kept_ingest.rows import to_rows
+from kept_ingest.writer import BatchWriter
 from kept_service.app import create_app
 from kept_service.runtime import Runtime
 from kept_service.runtime.settings import ServerSettings
-from kept_storage import chdb_dsn
+from kept_storage import Store, chdb_dsn
 from kept_storage.datadir import DataDir
 from kept_storage.settings import StoreSettings
 
@@ -306,3 +310,14 @@ def run_kept(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
         timeout=120,
         check=False,
     )
+
+
+def store_events(store: Store, events: list[dict[str, Any]], received_at: datetime) -> None:
+    """Validate `events` (of project `p`) and write them through the intake's writer."""
+    rows = to_rows(decode_json_array(json.dumps(events).encode()), received_at, "p")
+    writer = BatchWriter(store, IngestMetrics())
+    writer.start()
+    try:
+        writer.submit(rows).result(30)
+    finally:
+        writer.stop()

@@ -13,13 +13,9 @@ from pathlib import Path
 
 from kept_analytics.outcomes import OutcomesJob
 from kept_analytics.report import ReportSpec, report
-from kept_ingest.decode import decode_json_array
-from kept_ingest.metrics import IngestMetrics
-from kept_ingest.rows import to_rows
-from kept_ingest.writer import BatchWriter
 from kept_storage import Store, chdb_dsn, migrate
 from tests.clickhouse import SERVER_TIME_ZONE
-from tests.helpers import generation
+from tests.helpers import generation, store_events
 
 ROOT = Path(__file__).resolve().parents[2]
 TS = datetime(2026, 1, 1, 10, 20, tzinfo=timezone.utc)
@@ -31,13 +27,7 @@ def report_hours(directory: str) -> None:
     store = Store(chdb_dsn(Path(directory)))
     migrate(store)
     event = generation(ts=TS.isoformat())
-    rows = to_rows(decode_json_array(json.dumps([event]).encode()), TS, "p")
-    writer = BatchWriter(store, IngestMetrics())
-    writer.start()
-    try:
-        writer.submit(rows).result(30)
-    finally:
-        writer.stop()
+    store_events(store, [event], TS)
     run = OutcomesJob(store, lag_s=0).run()
     window = {"since": TS - timedelta(hours=2), "until": TS + timedelta(hours=2), "by": ("hour",)}
     hours = {

@@ -24,7 +24,7 @@ from kept_service.runtime.status import store_status
 from kept_storage import Store, migrate
 from kept_storage.migrate import available
 from tests.clickhouse import SERVER_TIME_ZONE
-from tests.helpers import CLICKHOUSE_URL_VAR, feedback, generation, now_iso
+from tests.helpers import CLICKHOUSE_URL_VAR, feedback, generation, now_iso, store_events
 
 pytestmark = pytest.mark.clickhouse_server
 
@@ -72,13 +72,7 @@ def test_times_are_utc_whatever_the_servers_time_zone(store: Store) -> None:
     assert zone == SERVER_TIME_ZONE or os.environ.get(CLICKHOUSE_URL_VAR), zone
     migrate(store)
     gen = generation(ts=now_iso())
-    rows = to_rows(decode_json_array(json.dumps([gen]).encode()), datetime.now(timezone.utc), "p")
-    writer = BatchWriter(store, IngestMetrics())
-    writer.start()
-    try:
-        writer.submit(rows).result(30)
-    finally:
-        writer.stop()
+    store_events(store, [gen], datetime.now(timezone.utc))
     before = datetime.now(timezone.utc)
     run = OutcomesJob(store, lag_s=0).run()  # its watermark is the server's clock, in UTC
     assert abs(run.until - before) < timedelta(seconds=30), (run.until, before)
