@@ -9,7 +9,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 from tests.helpers import free_port
@@ -30,16 +30,16 @@ def _answers(url: str) -> bool:
 
 
 @contextmanager
-def local_clickhouse(data: Path) -> Iterator[str]:
+def local_clickhouse(data: Path, *launcher_args: str, tcp_port: int = 0) -> Iterator[str]:
     """Start a server on free loopback ports; yield its URL; stop it. Fails loudly, with
     the launcher's output, when it does not answer: the listener trick must not rot
-    into a skip."""
-    http_port, tcp_port = free_port(), free_port()
+    into a skip. `launcher_args` go to the launcher as they are."""
+    http_port, tcp_port = free_port(), tcp_port or free_port()
     log = data / "launcher.log"
     with open(log, "w") as out:
         process = subprocess.Popen(
             [sys.executable, str(LAUNCHER), "--data", str(data), "--http-port", str(http_port),
-             "--tcp-port", str(tcp_port)],
+             "--tcp-port", str(tcp_port), *launcher_args],
             stdout=out,
             stderr=subprocess.STDOUT,
             env={**os.environ, "TZ": SERVER_TIME_ZONE},
@@ -57,3 +57,19 @@ def local_clickhouse(data: Path) -> Iterator[str]:
     finally:
         process.kill()
         process.wait(30)
+
+
+@contextmanager
+def local_clickhouse_cluster(data: Path, name: str, shards: int = 2) -> Iterator[list[str]]:
+    """Start `shards` servers, each a one-replica shard of cluster `name` (Distributed
+    tables reach the others over their native ports); yield their URLs in shard order."""
+    tcp_ports = [free_port() for _ in range(shards)]
+    every = [arg for port in tcp_ports for arg in ("--shard", f"127.0.0.1:{port}")]
+    with ExitStack() as servers:
+        urls = []
+        for number, port in enumerate(tcp_ports, 1):
+            directory = data / f"shard{number}"
+            directory.mkdir(parents=True, exist_ok=True)
+            server = local_clickhouse(directory, "--cluster", name, *every, tcp_port=port)
+            urls.append(servers.enter_context(server))
+        yield urls

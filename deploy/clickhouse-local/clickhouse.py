@@ -8,6 +8,11 @@ foreground until killed; its data survives a restart.
     KEPT_DSN=http://default:@127.0.0.1:18123 kept serve     # in another terminal
 
 Used by `make clickhouse-up` and by the tests' `clickhouse_url` fixture.
+
+`--cluster NAME --shard HOST:TCP_PORT ...` (every shard's native port, in order, this
+server's among them) makes the server one shard of cluster NAME in `<remote_servers>`,
+with `{shard}` and `{replica}` macros: Distributed tables then work across the servers
+(no Keeper and no interserver port here, so no ON CLUSTER and no replication).
 """
 
 from __future__ import annotations
@@ -25,11 +30,25 @@ _SERVE = (
 )
 
 
-def config_xml(host: str, http_port: int, tcp_port: int) -> str:
+def config_xml(host: str, http_port: int, tcp_port: int, cluster: str = "") -> str:
     return (
         f"<clickhouse><http_port>{http_port}</http_port><tcp_port>{tcp_port}</tcp_port>"
-        f"<listen_host>{host}</listen_host></clickhouse>\n"
+        f"<listen_host>{host}</listen_host>{cluster}</clickhouse>\n"
     )
+
+
+def cluster_xml(name: str, shards: list[str], host: str, tcp_port: int) -> str:
+    """`<remote_servers>` with one single-replica shard per `host:port` of `shards`, and
+    the macros of this server (`{shard}`: its position there, from 1)."""
+    me = f"{host}:{tcp_port}"
+    if me not in shards:
+        raise SystemExit(f"--shard must list this server ({me}) among the cluster's shards")
+    replicas = "".join(
+        f"<shard><replica><host>{h}</host><port>{p}</port></replica></shard>"
+        for h, p in (shard.rsplit(":", 1) for shard in shards)
+    )
+    macros = f"<shard>{shards.index(me) + 1:02d}</shard><replica>{host}-{tcp_port}</replica>"
+    return f"<remote_servers><{name}>{replicas}</{name}></remote_servers><macros>{macros}</macros>"
 
 
 def main() -> None:
@@ -38,11 +57,18 @@ def main() -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--http-port", type=int, default=18123)
     parser.add_argument("--tcp-port", type=int, default=19000)
+    parser.add_argument("--cluster", help="make this server a shard of this cluster")
+    parser.add_argument(
+        "--shard", action="append", default=[], help="HOST:TCP_PORT of a shard (repeat, in order)"
+    )
     args = parser.parse_args()
     data = Path(args.data).resolve()
     (data / "store").mkdir(parents=True, exist_ok=True)
+    cluster = ""
+    if args.cluster:
+        cluster = cluster_xml(args.cluster, args.shard, args.host, args.tcp_port)
     # clickhouse-local reads config.xml from its working directory.
-    (data / "config.xml").write_text(config_xml(args.host, args.http_port, args.tcp_port))
+    (data / "config.xml").write_text(config_xml(args.host, args.http_port, args.tcp_port, cluster))
     os.chdir(data)
     from chdb import _chdb  # private API: its one-shot path runs clickhouse-local
 

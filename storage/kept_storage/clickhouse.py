@@ -27,6 +27,8 @@ import clickhouse_connect
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import ClickHouseError, OperationalError
 
+from kept_storage.cluster import QUERY_SETTINGS as CLUSTER_QUERY_SETTINGS
+from kept_storage.cluster import Cluster
 from kept_storage.errors import StorageError, StorageLocked, StorageUnavailable
 
 log = logging.getLogger("kept.storage")
@@ -67,6 +69,10 @@ def _translate(exc: Exception, dsn: str) -> StorageError:
     return StorageError(f"ClickHouse failed{reason}; the log has the details")
 
 
+def _settings(settings: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    return dict(settings) if settings else None
+
+
 def _redact(dsn: str) -> str:
     scheme, sep, rest = dsn.partition("://")
     if "@" in rest:
@@ -77,9 +83,14 @@ def _redact(dsn: str) -> str:
 class Store:
     """Typed, parameterised access to the kept database; translates driver errors."""
 
-    def __init__(self, dsn: str, database: str = "kept") -> None:
+    def __init__(self, dsn: str, database: str = "kept", cluster: Cluster | None = None) -> None:
         self.dsn = dsn
         self.database = database
+        self.cluster = cluster
+        """Set when the store is a cluster: migrations render the schema for it, and every
+        query carries the cluster's settings (cluster.py)."""
+        if cluster is not None and self.embedded:
+            raise ValueError("the embedded store cannot be a cluster: give a server's DSN")
         self._local = threading.local()
         self._clients: list[Client] = []
         self._lock = threading.Lock()
@@ -98,6 +109,8 @@ class Store:
             kwargs["database"] = database
         if not self.dsn.startswith("chdb:"):
             kwargs["compress"] = "lz4"
+        if self.cluster is not None:
+            kwargs["settings"] = dict(CLUSTER_QUERY_SETTINGS)
         return clickhouse_connect.get_client(**kwargs)
 
     @property
@@ -120,14 +133,29 @@ class Store:
     def _translated(self) -> _Translate:
         return _Translate(self.dsn)
 
-    def command(self, sql: str, parameters: Mapping[str, Any] | None = None) -> None:
+    def command(
+        self,
+        sql: str,
+        parameters: Mapping[str, Any] | None = None,
+        settings: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Run a statement; `settings` are ClickHouse settings (and `query_id`) for it."""
         with self._translated():
-            self.client().command(sql, parameters=dict(parameters or {}))
+            self.client().command(
+                sql, parameters=dict(parameters or {}), settings=_settings(settings)
+            )
 
-    def rows(self, sql: str, parameters: Mapping[str, Any] | None = None) -> list[tuple[Any, ...]]:
+    def rows(
+        self,
+        sql: str,
+        parameters: Mapping[str, Any] | None = None,
+        settings: Mapping[str, Any] | None = None,
+    ) -> list[tuple[Any, ...]]:
         """Run a query with typed `{name:Type}` parameters and return its rows."""
         with self._translated():
-            result = self.client().query(sql, parameters=dict(parameters or {}))
+            result = self.client().query(
+                sql, parameters=dict(parameters or {}), settings=_settings(settings)
+            )
             return [tuple(r) for r in result.result_rows]
 
     def stream_rows(
