@@ -14,6 +14,12 @@ from tests.kafka.broker import Broker, read_events, unique
 
 pytestmark = pytest.mark.slow
 
+SHARED_SECRETS = {
+    "KEPT_ADMIN_TOKEN": "an-admin-token-for-kafka-mode",
+    "KEPT_FEEDBACK_SECRET": "a-feedback-secret-for-kafka-mode",
+}
+"""Kafka mode refuses to start without them (replicas share them)."""
+
 
 def metric(url: str, name: str) -> float:
     text = str(http("GET", url + "/metrics").body)
@@ -27,6 +33,7 @@ def test_intake_goes_through_kafka_into_the_store(broker: Broker, data_dir: Path
         "KEPT_KAFKA_TOPIC": topic,
         "KEPT_KAFKA_GROUP": unique("g"),
         "KEPT_KAFKA_BATCH_MAX_MS": "100",
+        **SHARED_SECRETS,
     }
     with serve_process(data_dir, None, **env) as server:
         events = []
@@ -47,7 +54,9 @@ def test_intake_goes_through_kafka_into_the_store(broker: Broker, data_dir: Path
         while metric(server.url, "kept_consumer_events_inserted_total") < 100:
             assert time.monotonic() < deadline, "not stored:\n" + "".join(server.output)
             time.sleep(0.1)
-        status = json.loads(run_kept("status", "--data", str(data_dir), "--format", "json").stdout)
+        # The admin token is the setting's, not in the data directory: the CLI needs it too.
+        cli = run_kept("status", "--data", str(data_dir), "--format", "json", **SHARED_SECRETS)
+        status = json.loads(cli.stdout)
         assert (status["generations"], status["feedback"]) == (50, 50)
         ready = http("GET", server.url + "/readyz")
         assert ready.status == 200 and ready.body["checks"]["consumer"] is True
@@ -75,6 +84,7 @@ def test_intake_answers_503_while_kafka_is_unreachable(data_dir: Path) -> None:
     env = {
         "KEPT_KAFKA": f"127.0.0.1:{free_port()}",
         "KEPT_KAFKA_TIMEOUT_S": "1",
+        **SHARED_SECRETS,
     }
     with serve_process(data_dir, None, **env) as server:
         answer = server.post([generation()])

@@ -1,7 +1,8 @@
 """Admin API: what the CLI does through a running server that owns the data directory.
 
-Authorised by the data directory's admin token: whoever can read the directory may
-administer the store in it.
+Authorised by the admin token: `KEPT_ADMIN_TOKEN`, the same on every replica behind one
+address (required in Kafka mode), else the data directory's, so that whoever can read the
+directory may administer the store in it.
 """
 
 from __future__ import annotations

@@ -2,9 +2,9 @@
 
 Three bearer credentials, declared as security schemes so that the OpenAPI document
 says which route takes which: a project key (writes and reads its own project), the
-data directory's admin token (everything), and a feedback token (one generation's
-feedback, see feedback.py). A dependency answers with what the credential grants or
-raises `ApiError`; reading routes take a key or the token (`ReaderDep`).
+admin token (everything), and a feedback token (one generation's feedback, see
+feedback.py). A dependency answers with what the credential grants or raises
+`ApiError`; reading routes take a key or the token (`ReaderDep`).
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ project_key = HTTPBearer(
 )
 admin_token = HTTPBearer(
     scheme_name="adminToken",
-    description="The data directory's admin token (`DIR/admin-token`): any project.",
+    description="The admin token (`KEPT_ADMIN_TOKEN`, else `DIR/admin-token`): any project.",
     auto_error=False,
 )
 feedback_token = HTTPBearer(

@@ -18,6 +18,13 @@ from kept_wire.contract import (
     SURVIVAL_CHECKPOINTS_DEFAULT,
 )
 
+REPLICA_SECRETS = {
+    "admin_token": "the admin API must take the same token on every replica",
+    "feedback_secret": "a feedback token minted by one replica must verify on the others",
+}
+"""The settings that replicas behind one address must share, and why: each made in the
+data directory when unset, and refused unset in Kafka mode (the intake's replica mode)."""
+
 
 class ServerSettings(KafkaSettings, StoreSettings):
     """Every setting has a default that runs on one machine with no configuration.
@@ -74,20 +81,35 @@ class ServerSettings(KafkaSettings, StoreSettings):
         SURVIVAL_CHECKPOINTS_DEFAULT, description="Checkpoints (seconds) that reports show."
     )
     analytics_interval_s: float = Field(
-        10.0, ge=0, description="How often the outcomes job runs inside kept serve (0: never)."
+        10.0,
+        ge=0,
+        description="How often the outcomes job runs (kept serve, kept analytics run --every); "
+        "0: kept serve runs no analytics runner.",
     )
     analytics_lag_s: float = Field(
         5.0,
         ge=0,
         description="The job leaves out rows inserted in the last seconds (inserts in flight).",
     )
-    admin_token: str | None = Field(
-        None, description="Token for /v1/admin; default: generated in <data>/admin-token."
+    analytics_lease_s: float = Field(
+        20.0,
+        ge=2,
+        le=600,
+        description="One process runs the analytics jobs at a time (a lease in the store); "
+        "when it dies, another takes over within about 1.25 times this.",
+    )
+    admin_token: SecretStr | None = Field(
+        None,
+        validate_default=True,  # so that KEPT_KAFKA without it is refused
+        description="Token of /v1/admin (at least 16 characters); default: generated in "
+        "<data>/admin-token. Required with KEPT_KAFKA: replicas behind one address share it.",
     )
     feedback_secret: SecretStr | None = Field(
         None,
+        validate_default=True,
         description="Secret that signs feedback tokens (at least 16 characters); default: "
-        "generated in <data>/feedback-secret. Replicas behind one address must share it.",
+        "generated in <data>/feedback-secret. Required with KEPT_KAFKA: replicas behind one "
+        "address share it.",
     )
     feedback_token_ttl_s: int = Field(
         3600, ge=1, description="Lifetime of a feedback token when the request names none."
@@ -132,11 +154,19 @@ class ServerSettings(KafkaSettings, StoreSettings):
             return tuple(part.strip() for part in value.split(",") if part.strip())
         return value
 
-    @field_validator("feedback_secret")
+    @field_validator(*REPLICA_SECRETS)
     @classmethod
-    def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+    def _shared_secret(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
         if value is not None and len(value.get_secret_value().strip()) < 16:
             raise ValueError("must be at least 16 characters (e.g. `openssl rand -base64 32`)")
+        # `kafka` is validated before these fields (KafkaSettings' come first). In Kafka
+        # mode the intake is meant to run as replicas behind one address: a secret that
+        # each made for itself would make them refuse each other's tokens.
+        if value is None and info.data.get("kafka"):
+            raise ValueError(
+                f"required with KEPT_KAFKA: {REPLICA_SECRETS[str(info.field_name)]}; set the "
+                "same value on every kept serve (16+ characters, e.g. `openssl rand -base64 32`)"
+            )
         return value
 
     @field_validator("feedback_origins")
@@ -160,6 +190,17 @@ class ServerSettings(KafkaSettings, StoreSettings):
         if self.feedback_secret is not None:
             return self.feedback_secret.get_secret_value().strip().encode()
         return data_dir.feedback_secret()
+
+    def admin_key(self, data_dir: DataDir) -> str:
+        """The admin API's token: the setting, or the data directory's."""
+        if self.admin_token is not None:
+            return self.admin_token.get_secret_value().strip()
+        return data_dir.admin_token()
+
+    def unshared_secrets(self) -> list[str]:
+        """The variables of REPLICA_SECRETS left unset: each then comes from the data
+        directory, so it differs between replicas."""
+        return [f"KEPT_{name.upper()}" for name in REPLICA_SECRETS if getattr(self, name) is None]
 
 
 @lru_cache(maxsize=1)
