@@ -6,6 +6,8 @@ DATA ?= kept-data
 # A real Kafka broker (Apache Kafka 4, KRaft, from Maven Central) for the Kafka tests:
 # see deploy/kafka-local.
 KAFKA_LIBS := .tools/kafka/libs
+# promtool (and prometheus) from Debian's package for the deploy tests: see deploy/tools.
+PROMTOOL := .tools/prometheus/promtool
 
 .PHONY: run test lint imports typecheck pytest bench clean browser kafka-up kafka-down clickhouse-up clickhouse-down
 
@@ -30,6 +32,9 @@ test: $(VENV)/.dev $(KAFKA_LIBS) browser lint imports typecheck pytest
 
 $(KAFKA_LIBS):
 	bash deploy/kafka-local/kafka.sh install
+
+$(PROMTOOL):
+	bash deploy/tools/install-prometheus.sh
 
 ## kafka-up / kafka-down: a local Kafka 4 broker on 127.0.0.1:9092; `make kafka-up NODES=3`:
 ## a 3-node cluster on 127.0.0.1:9092,9093,9094 (replication factor 3, min.insync.replicas=2)
@@ -81,7 +86,7 @@ browser:
 # Two passes: everything on the embedded store, then the tests that touch a store (marked
 # `store` by tests/conftest.py) again on a real ClickHouse server over http://, which the
 # fixtures start. The server-only tests (`clickhouse_server`) ran in the first pass already.
-pytest: $(VENV)/.dev $(KAFKA_LIBS) browser
+pytest: $(VENV)/.dev $(KAFKA_LIBS) $(PROMTOOL) browser
 	$(BIN)/pytest
 	KEPT_TEST_STORE=clickhouse $(BIN)/pytest -m "store and not clickhouse_server"
 
