@@ -21,8 +21,10 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from kept_analytics.lease import Lease
 from kept_analytics.outcomes import OutcomesJob
 from kept_analytics.report import ReportSpec, report
+from kept_analytics.runner import run_once
 from kept_storage import Store, chdb_dsn, migrate
 from tests.synthetic import load
 
@@ -64,8 +66,8 @@ def main() -> None:
     events = store.scalar("SELECT count() FROM feedback")
     print(f"  {gens:,} generations, {events:,} feedback events "
           f"({(gens + events) / load_seconds:,.0f} rows/s)")  # fmt: skip
-    job = OutcomesJob(store, lag_s=0)
-    timed("outcomes job, full run", job.run)
+    job, lease = OutcomesJob(store, lag_s=0), Lease(store, 20)
+    timed("outcomes job, full run", lambda: run_once(job, lease))
     time.sleep(0.01)
     load(store, 1000, now - timedelta(minutes=10), now, prefix="late-", project="bench")
     store.command(
@@ -76,7 +78,7 @@ def main() -> None:
     time.sleep(0.01)
     timed(
         "outcomes job, incremental run (1,000 new generations + 100 late votes on old ones)",
-        job.run,
+        lambda: run_once(job, lease),
     )
     spec = ReportSpec(since=now - timedelta(days=args.days), until=now,
                       by=("model", "prompt_version", "day"))  # fmt: skip

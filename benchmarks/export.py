@@ -23,7 +23,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from kept_analytics.export import ExportSpec, Summary, no_redact, run, write
+from kept_analytics.lease import Lease
 from kept_analytics.outcomes import OutcomesJob
+from kept_analytics.runner import run_once
 from kept_storage import Store, chdb_dsn, migrate
 from tests.synthetic import load
 
@@ -58,7 +60,7 @@ def prepare(directory: Path, count: int, days: int) -> None:
             "toString(intDiv(toUInt64(substring(generation_id, 2)), 2))) "
             "WHERE 1 SETTINGS mutations_sync = 2"
         )
-        OutcomesJob(store, lag_s=0).run()
+        run_once(OutcomesJob(store, lag_s=0), Lease(store, 20))
         print(f"prepared {count:,} generations in {time.perf_counter() - started:.1f} s",
               flush=True)  # fmt: skip
     finally:

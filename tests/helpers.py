@@ -14,12 +14,12 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import uvicorn
 
@@ -321,3 +321,87 @@ def store_events(store: Store, events: list[dict[str, Any]], received_at: dateti
         writer.submit(rows).result(30)
     finally:
         writer.stop()
+
+
+@dataclass
+class RoleProcess:
+    """A long-running `kept` subprocess (`kept consume`, `kept analytics run --every`)
+    with its /metrics port."""
+
+    process: subprocess.Popen[str]
+    metrics_url: str
+    output: list[str] = field(default_factory=list)
+
+    def metric(self, name: str, labels: str = "") -> float:
+        """The sum of a metric's samples (whose labels contain `labels`); 0 when absent."""
+        try:
+            text = str(http("GET", self.metrics_url, timeout=5).body)
+        except OSError:
+            return 0.0
+        total = 0.0
+        for line in text.splitlines():
+            if (line.startswith(name + ("{" if labels else "")) and labels in line) or (
+                line.startswith(name + " ") and not labels
+            ):
+                total += float(line.rsplit(" ", 1)[1])
+        return total
+
+    def wait_for(self, condition: Callable[[], bool], what: str, timeout: float = 120) -> None:
+        deadline = time.monotonic() + timeout
+        while not condition():
+            if self.process.poll() is not None:
+                raise AssertionError(f"the process exited while waiting for {what}:\n{self.log}")
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out waiting for {what}:\n{self.log[-3000:]}")
+            time.sleep(0.1)
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 90) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+        code = self.process.wait(timeout)
+        self._reader.join(10)
+        return code
+
+    @property
+    def log(self) -> str:
+        return "".join(self.output)
+
+    _reader: threading.Thread = field(init=False)
+
+
+Role = TypeVar("Role", bound=RoleProcess)
+
+
+@contextmanager
+def role_process(kind: type[Role], args: list[str], env: dict[str, str]) -> Iterator[Role]:
+    """`kept <args>` with /metrics on a free port (KEPT_METRICS_PORT), ready when they
+    answer; killed at the end if still running. `env` is the whole environment."""
+    port = free_port()
+    process = subprocess.Popen(
+        [*KEPT, *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**env, "KEPT_METRICS_PORT": str(port)},
+    )
+    proc = kind(process, f"http://127.0.0.1:{port}/metrics")
+    assert process.stdout is not None
+    stdout = process.stdout
+    proc._reader = threading.Thread(
+        target=lambda: proc.output.extend(iter(stdout.readline, "")), daemon=True
+    )
+    proc._reader.start()
+    try:
+        proc.wait_for(lambda: _answers(proc.metrics_url), "the metrics endpoint", timeout=60)
+        yield proc
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(30)
+
+
+def _answers(url: str) -> bool:
+    try:
+        return http("GET", url, timeout=2).status == 200
+    except OSError:
+        return False

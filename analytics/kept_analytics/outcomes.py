@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from typing import Any
 
+from kept_analytics.lease import Fence
 from kept_storage import Store, utc
 from kept_wire.contract import ACCEPT_ACTIONS_DEFAULT
 
@@ -34,11 +35,17 @@ _OUTCOME_COLUMNS = (
 
 # The generations of one cohort day that this run touches, as a prefix of the tables'
 # sort keys (project, day, generation_id), so the primary index skips other granules.
+_RUN = "run = {run:UInt64}"
+_STAGING = ("analytics_run_generations", "analytics_run_feedback_only")
+_STAGED = f"(SELECT project, generation_id FROM analytics_run_generations WHERE {_RUN})"
 _AFFECTED_KEYS = (
-    "(SELECT project, toDate(gen_ts), generation_id FROM analytics_affected "
-    "WHERE toDate(gen_ts) = {day:Date})"
+    "(SELECT project, toDate(gen_ts), generation_id FROM analytics_run_generations "
+    f"WHERE {_RUN} AND toDate(gen_ts) = {{day:Date}})"
 )
-_AFFECTED_IDS = "(SELECT generation_id FROM analytics_affected WHERE toDate(gen_ts) = {day:Date})"
+_AFFECTED_IDS = (
+    f"(SELECT generation_id FROM analytics_run_generations WHERE {_RUN} "
+    "AND toDate(gen_ts) = {day:Date})"
+)
 
 # Latest event per (generation, type, name, checkpoint), then one row per generation.
 # Feedback happens after its generation; a day of slack covers client clock skew.
@@ -59,7 +66,7 @@ FROM (
     FROM feedback
     -- feedback is keyed by its own day; the bloom filter on generation_id prunes instead
     WHERE toDate(ts) >= {{day:Date}} - 1 AND generation_id IN {_AFFECTED_IDS}
-        AND (project, generation_id) IN (SELECT project, generation_id FROM analytics_affected)
+        AND (project, generation_id) IN {_STAGED}
     GROUP BY project, generation_id, type, name, checkpoint_s
 )
 GROUP BY project, generation_id
@@ -115,6 +122,7 @@ SELECT {_OUTCOME_COLUMNS} FROM (
         l_vote, l_corrected, l_correction_similarity, l_survival, l_actions, l_scores
     FROM ({_LIVE})
 )
+WHERE {Fence.condition}
 """
 
 _WINDOW = (
@@ -135,8 +143,13 @@ class RunResult:
     seconds: float
 
 
+class Deposed(Exception):
+    """The run's lease term is no longer the newest: another runner took over."""
+
+
 class OutcomesJob:
-    """Folds new events into `outcomes`. One job at a time per store (not re-entrant)."""
+    """Folds new events into `outcomes`. Runs only under a lease term (`Fence`): a run
+    whose term is superseded writes nothing that counts."""
 
     def __init__(
         self,
@@ -160,30 +173,53 @@ class OutcomesJob:
             return EPOCH
         return utc(value)
 
-    def run(self, full: bool = False) -> RunResult:
-        """Fold everything inserted since the last run; `full` rebuilds from scratch."""
+    def run(self, fence: Fence, full: bool = False) -> RunResult:
+        """Fold everything inserted since the last run; `full` rebuilds from scratch.
+        Raises Deposed when `fence`'s term is superseded before the run could start."""
         started = time.perf_counter()
-        if full:
+        store = self._store
+        if full and store.cluster is None:
+            # TRUNCATE cannot carry the fence: check just before (a new holder also
+            # kills what still runs of an older term when it takes over).
+            if not fence.holds(store):
+                raise Deposed(f"lease term {fence.term} was superseded")
             for table in ("outcomes", "outcomes_hourly", "analytics_state"):
-                self._store.command(f"TRUNCATE TABLE {table}")
-        since = self.watermark()
+                store.command(f"TRUNCATE TABLE {table}", settings=fence.settings())
+        # On a cluster, TRUNCATE through a Distributed table empties nothing on the shards:
+        # the rebuild refolds every generation from the epoch instead, cancelling the
+        # outcomes they had (exact, as every refold is).
+        since = EPOCH if full else self.watermark()
         until = utc(
-            self._store.scalar(
+            store.scalar(
                 "SELECT now64(3, 'UTC') - toIntervalMillisecond({lag:UInt32})",
                 {"lag": int(self.lag_s * 1000)},
             )
         )
-        window = {"since": since, "until": until}
-        days = self._collect(window)
-        version = time.time_ns()
-        for day in days:
-            self._store.command(_FOLD, {"day": day, "version": version, "accept": self._accept})
-        touched = int(self._store.scalar("SELECT count() FROM analytics_affected") or 0)
-        self._store.command(
-            "INSERT INTO analytics_state (job, until) "
-            "VALUES ({j:String}, {u:DateTime64(3, 'UTC')})",
-            {"j": JOB, "u": until},
-        )
+        # The run's staging partition, and the version of the outcomes it writes.
+        run = time.time_ns()
+        self._drop_staging()  # what crashed or deposed runs left
+        try:
+            days = self._collect({"since": since, "until": until, "run": run}, fence)
+            fenced = {"run": run, "version": run, "accept": self._accept, **fence.params}
+            for day in days:
+                store.command(_FOLD, {**fenced, "day": day}, settings=fence.settings())
+            touched = int(
+                store.scalar(
+                    "SELECT count() FROM analytics_run_generations WHERE run = {run:UInt64}",
+                    {"run": run},
+                )
+                or 0
+            )
+            store.command(
+                "INSERT INTO analytics_state (job, until) "
+                f"SELECT {{j:String}}, {{u:DateTime64(3, 'UTC')}} WHERE {Fence.condition}",
+                {"j": JOB, "u": until, **fence.params},
+                settings=fence.settings(),
+            )
+        finally:
+            self._drop_staging(run)
+        if not fence.holds(store):
+            raise Deposed(f"lease term {fence.term} was superseded during the run")
         result = RunResult(since, until, touched, len(days), time.perf_counter() - started)
         if touched:
             log.info(
@@ -192,45 +228,73 @@ class OutcomesJob:
             )  # fmt: skip
         return result
 
-    def _collect(self, window: dict[str, Any]) -> list[date]:
+    def _drop_staging(self, only: int | None = None) -> None:
+        """Drop the staging of run `only`, or of every run. Not on a cluster: Distributed
+        tables drop no partitions, and every query reads its own run only (the staging
+        tables' TTL removes old runs there)."""
+        if self._store.cluster is not None:
+            return
+        for table in _STAGING:
+            if only is not None:
+                runs = [only]
+            else:
+                runs = [int(r) for (r,) in self._store.rows(f"SELECT DISTINCT run FROM {table}")]
+            for run in runs:
+                # A partition id is the run number itself (an int: nothing to escape).
+                self._store.command(f"ALTER TABLE {table} DROP PARTITION ID '{int(run)}'")
+
+    def _collect(self, window: dict[str, Any], fence: Fence) -> list[date]:
         """Stage the touched generations with their cohort time; returns their days."""
         store = self._store
-        for table in ("analytics_affected", "analytics_feedback_only"):
-            store.command(f"TRUNCATE TABLE {table}")
+        settings = fence.settings
         store.command(
-            "INSERT INTO analytics_affected SELECT project, generation_id, min(ts) "
+            "INSERT INTO analytics_run_generations "
+            "SELECT {run:UInt64}, project, generation_id, min(ts) "
             f"FROM generations WHERE {_WINDOW} GROUP BY project, generation_id",
             window,
+            settings=settings(),
         )
         # Generations touched only by feedback: their rows are older. Look in recent
         # cohorts first (the date prunes), then, only for any still missing, everywhere.
         store.command(
-            "INSERT INTO analytics_feedback_only SELECT DISTINCT project, generation_id "
-            f"FROM feedback WHERE {_WINDOW} AND (project, generation_id) NOT IN "
-            "(SELECT project, generation_id FROM analytics_affected)",
+            "INSERT INTO analytics_run_feedback_only "
+            "SELECT DISTINCT {run:UInt64}, project, generation_id "
+            f"FROM feedback WHERE {_WINDOW} AND (project, generation_id) NOT IN {_STAGED}",
             window,
+            settings=settings(),
         )
-        only = "(SELECT project, generation_id FROM analytics_feedback_only)"
-        staged = "(SELECT project, generation_id FROM analytics_affected)"
+        run = {"run": window["run"]}
+        only = f"(SELECT project, generation_id FROM analytics_run_feedback_only WHERE {_RUN})"
         missing = (
-            "generation_id IN (SELECT generation_id FROM analytics_feedback_only) "
-            f"AND (project, generation_id) IN {only} AND (project, generation_id) NOT IN {staged}"
+            "generation_id IN (SELECT generation_id FROM analytics_run_feedback_only "
+            f"WHERE {_RUN}) AND (project, generation_id) IN {only} "
+            f"AND (project, generation_id) NOT IN {_STAGED}"
         )
-        if store.scalar("SELECT count() FROM analytics_feedback_only"):
+        if store.scalar(f"SELECT count() FROM analytics_run_feedback_only WHERE {_RUN}", run):
             store.command(
-                "INSERT INTO analytics_affected SELECT project, generation_id, min(ts) "
+                "INSERT INTO analytics_run_generations "
+                "SELECT {run:UInt64}, project, generation_id, min(ts) "
                 "FROM generations WHERE ts >= now() - toIntervalDay({recent:UInt32}) "
                 f"AND {missing} GROUP BY project, generation_id",
-                {"recent": self._recent_days},
+                {**run, "recent": self._recent_days},
+                settings=settings(),
             )
             still_missing = store.scalar(
-                "SELECT count() FROM analytics_feedback_only WHERE (project, generation_id) "
-                "NOT IN (SELECT project, generation_id FROM analytics_affected)"
+                f"SELECT count() FROM analytics_run_feedback_only WHERE {_RUN} "
+                f"AND (project, generation_id) NOT IN {_STAGED}",
+                run,
             )
             if still_missing:
                 store.command(
-                    "INSERT INTO analytics_affected SELECT project, generation_id, min(ts) "
-                    f"FROM generations WHERE {missing} GROUP BY project, generation_id"
+                    "INSERT INTO analytics_run_generations "
+                    "SELECT {run:UInt64}, project, generation_id, min(ts) "
+                    f"FROM generations WHERE {missing} GROUP BY project, generation_id",
+                    run,
+                    settings=settings(),
                 )
-        rows = store.rows("SELECT DISTINCT toDate(gen_ts) AS d FROM analytics_affected ORDER BY d")
+        rows = store.rows(
+            "SELECT DISTINCT toDate(gen_ts) AS d FROM analytics_run_generations "
+            f"WHERE {_RUN} ORDER BY d",
+            run,
+        )
         return [r[0] for r in rows]

@@ -1,5 +1,5 @@
 """Service-health panels from Prometheus: the metric names of `ingest/metrics.py` and
-`analytics/scheduler.py`. The built-in page reads the same metrics from the server's own
+`analytics/runner.py`. The built-in page reads the same metrics from the server's own
 registry (`local`: the sample name it sums)."""
 
 from __future__ import annotations

@@ -1,11 +1,25 @@
-"""Prometheus metrics of the intake, on a registry per app (tests run several apps)."""
+"""Prometheus metrics of the intake, on a registry per app (tests run several apps), and
+where the processes without an HTTP API of their own serve them."""
 
 from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 _SIZE_BUCKETS = (1, 10, 100, 500, 1_000, 5_000, 10_000, 50_000, 100_000)
+
+
+class MetricsSettings(BaseSettings):
+    """Where `kept consume` and `kept analytics run --every` serve /metrics."""
+
+    model_config = SettingsConfigDict(env_prefix="KEPT_", extra="ignore")
+
+    metrics_host: str = Field("127.0.0.1", description="Address of the /metrics server.")
+    metrics_port: int = Field(
+        9464, ge=0, le=65535, description="Port of the /metrics server (0: none)."
+    )
 
 
 class IngestMetrics:

@@ -8,6 +8,7 @@ touch data go through the running server when one owns the data directory.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -130,8 +131,11 @@ def remote_for(args: argparse.Namespace) -> Remote | None:
     return None
 
 
-def with_local_store(args: argparse.Namespace, work: Callable[[Any], Any]) -> Any:
-    """Run `work(store)` on the data directory's store, owning the directory meanwhile."""
+def with_local_store(
+    args: argparse.Namespace, work: Callable[[Any], Any], migrate_first: bool = True
+) -> Any:
+    """Run `work(store)` on the data directory's store, owning the directory meanwhile
+    (migrated first, unless `work` migrates it itself)."""
     server_imports()
     from kept_storage import StorageError, migrate
     from kept_storage.datadir import DataDir, DataDirBusy, DataDirUnusable
@@ -145,7 +149,8 @@ def with_local_store(args: argparse.Namespace, work: Callable[[Any], Any]) -> An
     try:
         store = config.open_store(data_dir)
         try:
-            migrate(store)
+            if migrate_first:
+                migrate(store)
             return work(store)
         finally:
             store.close()
@@ -155,14 +160,28 @@ def with_local_store(args: argparse.Namespace, work: Callable[[Any], Any]) -> An
         data_dir.release()
 
 
+def one_shot_runner(store: Any) -> Any:
+    """An analytics runner for one command: it runs the job only if it gets the lease
+    (and gives it back), so it never races the runners that share the store."""
+    from prometheus_client import CollectorRegistry
+
+    from kept_service.runtime import analytics_runner
+
+    settings = server_settings(analytics_interval_s=0, analytics_lag_s=0)
+    return analytics_runner(settings, store, CollectorRegistry())
+
+
 def with_outcomes(args: argparse.Namespace, work: Callable[[Any, Any], Any]) -> Any:
-    """Fold new events into outcomes, then `work(store, settings)`, on the store of --data."""
+    """Fold new events into outcomes (unless an analytics runner holds the lease: then
+    what it folded), then `work(store, settings)`, on the store of --data."""
     settings = server_settings(data=args.data)
 
     def run(store: Any) -> Any:
-        from kept_analytics.outcomes import OutcomesJob
+        from kept_analytics.runner import AnalyticsBusy
 
-        OutcomesJob(store, settings.accept_actions, lag_s=0).run()
+        # When a runner holds the lease, it folds every few seconds: report what it has.
+        with contextlib.suppress(AnalyticsBusy):
+            one_shot_runner(store).run_now(wait_s=0)
         return work(store, settings)
 
     return with_local_store(args, run)

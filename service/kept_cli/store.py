@@ -144,7 +144,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
             names = [f"{m.version:04d}_{m.name}" for m in migrate(store)]
             return names, current_version(store)
 
-        applied, version = with_local_store(args, run)
+        applied, version = with_local_store(args, run, migrate_first=False)
     print(f"schema version {version}; applied now: {', '.join(applied) or 'nothing'}")
     return 0
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from datetime import datetime, timedelta, timezone
 
+from kept_analytics.outcomes import RunResult
 from kept_analytics.report import ReportSpec, report
 from kept_storage import Store
 from tests.helpers import InProcessServer
@@ -16,12 +17,18 @@ def _rows_read(store: Store) -> int:
     return int(store.scalar("SELECT value FROM system.events WHERE event = 'SelectedRows'") or 0)
 
 
+def _run(server: InProcessServer, full: bool = False) -> RunResult:
+    result = server.runtime.analytics.run_now(full=full)
+    assert result is not None, "the server's own runner holds the lease"
+    return result
+
+
 def test_incremental_run_reads_only_affected_generations(server: InProcessServer) -> None:
     store = server.runtime.store
     now = datetime.now(timezone.utc)
     load(store, 100_000, now - timedelta(days=10), now - timedelta(hours=1), project="demo")
     before = _rows_read(store)
-    full = server.runtime.analytics.run_now()
+    full = _run(server)
     full_read = _rows_read(store) - before
     assert full.generations == 100_000
 
@@ -33,7 +40,7 @@ def test_incremental_run_reads_only_affected_generations(server: InProcessServer
     )
     load(store, 1, now - timedelta(minutes=5), now, project="demo", prefix="new-")
     before = _rows_read(store)
-    incremental = server.runtime.analytics.run_now()
+    incremental = _run(server)
     incremental_read = _rows_read(store) - before
     assert incremental.generations == 2
     assert incremental.days == 2
@@ -43,11 +50,11 @@ def test_incremental_run_reads_only_affected_generations(server: InProcessServer
         since=now - timedelta(days=11), until=now, by=("model", "prompt_version", "day")
     )
     after_increments = report(store, spec)
-    server.runtime.analytics.run_now(full=True)
+    _run(server, full=True)
     assert report(store, spec) == after_increments
     assert sum(g["generations"] for g in after_increments) == 100_001
 
 
 def test_idle_run_touches_nothing(server: InProcessServer) -> None:
-    server.runtime.analytics.run_now()
-    assert server.runtime.analytics.run_now().generations == 0
+    _run(server)
+    assert _run(server).generations == 0

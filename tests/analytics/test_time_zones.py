@@ -11,8 +11,10 @@ import sys
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+from kept_analytics.lease import Lease
 from kept_analytics.outcomes import OutcomesJob
 from kept_analytics.report import ReportSpec, report
+from kept_analytics.runner import run_once
 from kept_storage import Store, chdb_dsn, migrate
 from tests.clickhouse import SERVER_TIME_ZONE
 from tests.helpers import generation, store_events
@@ -28,7 +30,7 @@ def report_hours(directory: str) -> None:
     migrate(store)
     event = generation(ts=TS.isoformat())
     store_events(store, [event], TS)
-    run = OutcomesJob(store, lag_s=0).run()
+    run = run_once(OutcomesJob(store, lag_s=0), Lease(store, 20))
     window = {"since": TS - timedelta(hours=2), "until": TS + timedelta(hours=2), "by": ("hour",)}
     hours = {
         str(exact): [g["hour"] for g in report(store, ReportSpec(**window, exact=exact))]

@@ -8,18 +8,17 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, OffsetAndMetadata, TopicPartition
 
-from tests.helpers import KEPT, free_port, http, kept_env
+from tests.helpers import KEPT, RoleProcess, kept_env, role_process
 
 ROOT = Path(__file__).resolve().parents[2]
 KAFKA_SH = ROOT / "deploy" / "kafka-local" / "kafka.sh"
@@ -382,95 +381,27 @@ def unique(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:10]}"
 
 
-@dataclass
-class ConsumeProcess:
+class ConsumeProcess(RoleProcess):
     """A real `kept consume` subprocess with its /metrics port."""
-
-    process: subprocess.Popen[str]
-    metrics_url: str
-    output: list[str] = field(default_factory=list)
-
-    def metric(self, name: str, labels: str = "") -> float:
-        """The sum of a metric's samples (whose labels contain `labels`); 0 when absent."""
-        try:
-            text = str(http("GET", self.metrics_url, timeout=5).body)
-        except OSError:
-            return 0.0
-        total = 0.0
-        for line in text.splitlines():
-            if (line.startswith(name + ("{" if labels else "")) and labels in line) or (
-                line.startswith(name + " ") and not labels
-            ):
-                total += float(line.rsplit(" ", 1)[1])
-        return total
 
     def inserted(self) -> float:
         return self.metric("kept_consumer_events_inserted_total")
-
-    def wait_for(self, condition: Callable[[], bool], what: str, timeout: float = 120) -> None:
-        deadline = time.monotonic() + timeout
-        while not condition():
-            if self.process.poll() is not None:
-                raise AssertionError(f"kept consume exited while waiting for {what}:\n{self.log}")
-            if time.monotonic() > deadline:
-                raise AssertionError(f"timed out waiting for {what}:\n{self.log[-3000:]}")
-            time.sleep(0.1)
-
-    def stop(self, sig: int = signal.SIGTERM, timeout: float = 90) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(sig)
-        code = self.process.wait(timeout)
-        self._reader.join(10)
-        return code
-
-    @property
-    def log(self) -> str:
-        return "".join(self.output)
-
-    _reader: threading.Thread = field(init=False)
 
 
 @contextmanager
 def consume_process(broker: Broker, topic: str, group: str, **env: str) -> Iterator[ConsumeProcess]:
     """`kept consume` on `topic` as `group`; settings as KEPT_* variables in `env`."""
-    port = free_port()
     settings = {
         "KEPT_KAFKA": broker.bootstrap,
         "KEPT_KAFKA_TOPIC": topic,
         "KEPT_KAFKA_GROUP": group,
         "KEPT_KAFKA_DLQ_TOPIC": topic + ".dlq",
         "KEPT_KAFKA_BATCH_MAX_MS": "200",
-        "KEPT_METRICS_PORT": str(port),
         **env,
     }
-    process = subprocess.Popen(
-        [*KEPT, "consume"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env=kept_env(None, **settings),  # the store: KEPT_DATA of `env`, if given
-    )
-    proc = ConsumeProcess(process, f"http://127.0.0.1:{port}/metrics")
-    assert process.stdout is not None
-    stdout = process.stdout
-    proc._reader = threading.Thread(
-        target=lambda: proc.output.extend(iter(stdout.readline, "")), daemon=True
-    )
-    proc._reader.start()
-    try:
-        proc.wait_for(lambda: _answers(proc.metrics_url), "the metrics endpoint", timeout=60)
+    # The store: KEPT_DATA of `env`, if given.
+    with role_process(ConsumeProcess, ["consume"], kept_env(None, **settings)) as proc:
         yield proc
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait(30)
-
-
-def _answers(url: str) -> bool:
-    try:
-        return http("GET", url, timeout=2).status == 200
-    except OSError:
-        return False
 
 
 def store_contents(dsn_or_data: str, out: Path) -> dict[str, Any]:

@@ -12,15 +12,13 @@ import json
 import signal
 import threading
 import time
-from collections import Counter
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from kept import Client
-from tests.helpers import ServeProcess, feedback, generation, http, serve_process
+from tests.helpers import serve_process
 from tests.kafka.broker import (
     KAFKA_VERSION,
     Broker,
@@ -30,14 +28,13 @@ from tests.kafka.broker import (
     store_contents,
     unique,
 )
+from tests.kafka.senders import HttpSender, SdkSender, eventually, metric, wait_for
 
 pytestmark = pytest.mark.slow
 
 PROTOCOL_VERSION = tuple(int(part) for part in KAFKA_VERSION.split(".")[:2])
 """What kafka-python infers from a broker's API versions: major and minor, (4, 1)."""
 PARTITIONS = 3
-DROPS = ("dropped_queue_full", "dropped_shutdown", "dropped_spool_full", "dropped_closed")
-"""The SDK's counters of events it gave up on for a reason the sink may cause."""
 
 
 def test_the_single_node_is_kafka_4_1_1(broker: Broker) -> None:
@@ -71,84 +68,6 @@ def test_the_cluster_is_three_kafka_4_1_1_brokers_replicating(cluster: Cluster) 
 # --- broker failure, nothing lost -------------------------------------------------------
 
 
-class SdkSender(threading.Thread):
-    """An app logging a generation and a vote on it in a loop, through kafka://."""
-
-    def __init__(self, client: Client, stop: threading.Event) -> None:
-        super().__init__(name="sdk-sender", daemon=True)
-        self.client, self.stop = client, stop
-        self.generations: list[str] = []
-        self.votes = 0
-
-    def run(self) -> None:
-        while not self.stop.is_set():
-            gid = self.client.log_generation(model="gpt-test", input="q?", output="a.")
-            self.generations.append(gid)
-            self.votes += self.client.vote(gid, 1)
-            time.sleep(0.01)
-
-
-class HttpSender(threading.Thread):
-    """A client of the HTTP intake posting batches (5 generations, a vote on each) in a loop,
-    resending a refused batch as it is (same event ids) until it is answered 202."""
-
-    def __init__(self, server: ServeProcess, stop: threading.Event) -> None:
-        super().__init__(name="http-sender", daemon=True)
-        self.server, self.stop = server, stop
-        self.acknowledged: list[dict[str, Any]] = []
-        self.unacknowledged: list[dict[str, Any]] = []
-        self.refusals: Counter[str] = Counter()
-
-    def run(self) -> None:
-        while not self.stop.is_set():
-            self.send_batch()
-            time.sleep(0.03)
-
-    def send_batch(self, give_up_after: float = 120) -> bool:
-        batch: list[dict[str, Any]] = []
-        for _ in range(5):
-            g = generation()
-            batch += [g, feedback("vote", g["generation_id"], value=1)]
-        deadline = time.monotonic() + give_up_after
-        while time.monotonic() < deadline:
-            try:
-                answer = self.server.post(batch)
-            except OSError as exc:
-                self.refusals[type(exc).__name__] += 1
-            else:
-                if answer.status == 202:
-                    self.acknowledged += batch
-                    return True
-                self.refusals[str(answer.status)] += 1
-            time.sleep(0.5)
-        self.unacknowledged += batch
-        return False
-
-    def generation_ids(self, events: list[dict[str, Any]]) -> set[str]:
-        return {e["generation_id"] for e in events if e["type"] == "generation"}
-
-
-def metric(server: ServeProcess, name: str) -> float:
-    text = str(http("GET", server.url + "/metrics", timeout=10).body)
-    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(name))
-
-
-def eventually(condition: Callable[[], bool], timeout: float) -> float | None:
-    """Seconds until `condition()` held, or None when it did not within `timeout`."""
-    started = time.monotonic()
-    while not condition():
-        if time.monotonic() - started > timeout:
-            return None
-        time.sleep(0.2)
-    return round(time.monotonic() - started, 1)
-
-
-def wait_for(condition: Callable[[], bool], what: str, timeout: float) -> float:
-    waited = eventually(condition, timeout)
-    assert waited is not None, f"timed out waiting for {what}"
-    return waited
-
-
 @pytest.mark.timeout(900)
 def test_killing_the_leader_loses_nothing_acknowledged(
     cluster: Cluster, data_dir: Path, spool_dir: Path, tmp_path: Path
@@ -172,6 +91,9 @@ def test_killing_the_leader_loses_nothing_acknowledged(
         "KEPT_KAFKA_GROUP": unique("g"),
         "KEPT_KAFKA_BATCH_MAX_MS": "100",
         "KEPT_KAFKA_TIMEOUT_S": "3",  # answer 503 soon while the leader is gone
+        # Kafka mode refuses to start without the secrets its replicas share.
+        "KEPT_ADMIN_TOKEN": "an-admin-token-for-kafka-mode",
+        "KEPT_FEEDBACK_SECRET": "a-feedback-secret-for-kafka-mode",
     }
     figures: dict[str, Any] = {"victim": victim}
     stop = threading.Event()
@@ -186,7 +108,7 @@ def test_killing_the_leader_loses_nothing_acknowledged(
     )
     try:
         with serve_process(data_dir, None, **env) as server:
-            sdk, web = SdkSender(client, stop), HttpSender(server, stop)
+            sdk, web = SdkSender(client, stop), HttpSender([server], stop)
             sdk.start()
             web.start()
             wait_for(
@@ -217,7 +139,7 @@ def test_killing_the_leader_loses_nothing_acknowledged(
             # Everything the SDK spooled or still holds goes out now.
             flushed = client.flush(timeout=120)
             client.close(timeout=30)
-            stats = client.stats()
+            stats = sdk.assert_all_sent(flushed)
             figures["sdk"] = {
                 k: stats[k] for k in ("enqueued", "sent", "retries", "spooled", "spool_bytes")
             }
@@ -226,9 +148,6 @@ def test_killing_the_leader_loses_nothing_acknowledged(
                 "unacknowledged": len(web.unacknowledged),
                 "refusals": dict(web.refusals),
             }
-            assert flushed, f"the SDK did not get everything out after the failover: {figures}"
-            assert {k: stats[k] for k in DROPS} == dict.fromkeys(DROPS, 0), stats
-            assert stats["enqueued"] == len(sdk.generations) + sdk.votes == stats["sent"]
             assert not web.unacknowledged, f"the intake refused batches for minutes: {figures}"
             # The outage was felt (the test would prove nothing otherwise).
             assert stats["retries"] > 0 or web.refusals, figures

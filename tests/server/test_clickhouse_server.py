@@ -14,8 +14,10 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
+from kept_analytics.lease import Lease
 from kept_analytics.outcomes import OutcomesJob
 from kept_analytics.report import ReportSpec, report
+from kept_analytics.runner import run_once
 from kept_ingest.decode import decode_json_array
 from kept_ingest.metrics import IngestMetrics
 from kept_ingest.rows import to_rows
@@ -74,7 +76,9 @@ def test_times_are_utc_whatever_the_servers_time_zone(store: Store) -> None:
     gen = generation(ts=now_iso())
     store_events(store, [gen], datetime.now(timezone.utc))
     before = datetime.now(timezone.utc)
-    run = OutcomesJob(store, lag_s=0).run()  # its watermark is the server's clock, in UTC
+    run = run_once(
+        OutcomesJob(store, lag_s=0), Lease(store, 20)
+    )  # its watermark is the server's clock, in UTC
     assert abs(run.until - before) < timedelta(seconds=30), (run.until, before)
     assert run.generations == 1
     # A window given in UTC finds the generation, by the rollup's hours and exactly.

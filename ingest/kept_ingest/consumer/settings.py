@@ -6,19 +6,13 @@ The Kafka fields are KafkaSettings' and the store's StoreSettings' (`KEPT_DATA`,
 
 from __future__ import annotations
 
-from pydantic import Field
-
 from kept_ingest.kafka_settings import KafkaSettings
+from kept_ingest.metrics import MetricsSettings
 from kept_storage.settings import StoreSettings, with_overrides
 
 
-class ConsumerSettings(KafkaSettings, StoreSettings):
+class ConsumerSettings(KafkaSettings, StoreSettings, MetricsSettings):
     """`kept consume`: Kafka in, ClickHouse out, metrics on their own port."""
-
-    metrics_host: str = Field("127.0.0.1", description="Address of the /metrics server.")
-    metrics_port: int = Field(
-        9464, ge=0, le=65535, description="Port of the /metrics server (0: none)."
-    )
 
 
 def consumer_settings(**overrides: object) -> ConsumerSettings:

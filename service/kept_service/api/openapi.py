@@ -28,6 +28,7 @@ _REFUSALS = {
     401: "`unauthorized`: missing or invalid credentials",
     403: "`forbidden`: the credential does not cover what was asked",
     404: "`not_found`",
+    409: "`analytics_busy`: another process holds the analytics lease; `message` says which",
     413: "`too_large`: the body or the number of events is over the limit",
     422: "`invalid_request`: the request does not fit this operation",
     429: "`overloaded`: too many events wait to be stored; retry after `Retry-After`",

@@ -16,6 +16,7 @@ from fastapi.responses import JSONResponse
 from kept_analytics.compare import CompareResult, compare_groups
 from kept_analytics.params import InvalidQuery, Params, spec_from_params
 from kept_analytics.report import ReportSpec, report
+from kept_analytics.runner import AnalyticsBusy, analytics_status
 from kept_service.api import openapi
 from kept_service.api.auth import AdminDep, Reader, ReaderDep, scope
 from kept_service.api.deps import RuntimeDep, query_params
@@ -76,11 +77,21 @@ async def get_compare(request: Request, runtime: RuntimeDep, who: ReaderDep) -> 
 @router.post(
     "/v1/admin/analytics/run",
     tags=["admin"],
-    responses=openapi.refusals(401, 422),
+    responses=openapi.refusals(401, 409, 422),
 )
 async def run_analytics(runtime: AdminDep, full: bool = False) -> JSONResponse:
-    """Fold new events into outcomes now (`full=true` rebuilds them from scratch)."""
-    result = await run_in_threadpool(runtime.analytics.run_now, full)
+    """Fold new events into outcomes now (`full=true` rebuilds them from scratch).
+
+    When another process holds the analytics lease, waits for its next run instead
+    (`generations` is then null) and refuses a rebuild."""
+    try:
+        result = await run_in_threadpool(runtime.analytics.run_now, full)
+    except AnalyticsBusy as exc:
+        raise ApiError(409, "analytics_busy", str(exc)) from None
+    if result is None:
+        return JSONResponse(
+            analytics_status(runtime.analytics.lease, runtime.analytics.job) | {"generations": None}
+        )
     body: dict[str, Any] = {
         "generations": result.generations,
         "days": result.days,
@@ -88,3 +99,11 @@ async def run_analytics(runtime: AdminDep, full: bool = False) -> JSONResponse:
         "seconds": round(result.seconds, 3),
     }
     return JSONResponse(body)
+
+
+@router.get("/v1/admin/analytics/status", tags=["admin"], responses=openapi.refusals(401))
+async def analytics_state(runtime: AdminDep) -> JSONResponse:
+    """Who holds the analytics lease, and how far the outcomes have folded."""
+    return JSONResponse(
+        await run_in_threadpool(analytics_status, runtime.analytics.lease, runtime.analytics.job)
+    )
