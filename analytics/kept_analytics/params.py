@@ -6,14 +6,17 @@ inputs and give the same errors.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
 from pydantic import ValidationError
 
 from kept_analytics.report import ReportSpec
+from kept_analytics.sequential import DEFAULT_ALPHA
 from kept_wire.timespec import parse_instant
 
 Params = Mapping[str, Sequence[str]]
@@ -33,6 +36,14 @@ def many(params: Params, name: str) -> tuple[str, ...]:
     return tuple(
         part.strip() for v in params.get(name, ()) for part in v.split(",") if part.strip()
     )
+
+
+def flag(params: Params, name: str) -> bool:
+    """A boolean parameter: true, false, 1 or 0 (absent: false)."""
+    value = (one(params, name) or "false").lower()
+    if value not in ("true", "false", "1", "0"):
+        raise InvalidQuery(f"{name} must be true or false")
+    return value in ("true", "1")
 
 
 def scope(params: Params) -> dict[str, Any]:
@@ -90,9 +101,7 @@ def spec_from_params(
         since = parse_instant(one(params, "since") or "7d", now)
         until = parse_instant(one(params, "until") or "now", now)
         raw_threshold = one(params, "threshold")
-        exact = (one(params, "exact") or "false").lower()
-        if exact not in ("true", "false", "1", "0"):
-            raise InvalidQuery("exact must be true or false")
+        exact = flag(params, "exact")
         check_order(since, until)
         return ReportSpec(
             since=since,
@@ -101,5 +110,32 @@ def spec_from_params(
             **scope(params),
             threshold=float(raw_threshold) if raw_threshold is not None else threshold,
             checkpoints=checkpoints,
-            exact=exact in ("true", "1"),
+            exact=exact,
         )
+
+
+ALPHA_RANGE = (1e-6, 0.5)
+"""What `alpha` may be (smaller asks for more certainty than any sample here can give)."""
+
+
+@dataclass(frozen=True)
+class CompareOptions:
+    """How `kept compare` and `GET /v1/compare` compare: fixed-horizon intervals or
+    always-valid confidence sequences, and the error rate."""
+
+    sequential: bool = False
+    alpha: float = DEFAULT_ALPHA
+
+
+def compare_options(params: Params) -> tuple[CompareOptions, dict[str, Sequence[str]]]:
+    """`sequential` and `alpha`, and the other parameters (the report's) without them."""
+    rest = {k: v for k, v in params.items() if k not in ("sequential", "alpha")}
+    raw = one(params, "alpha")
+    try:
+        alpha = DEFAULT_ALPHA if raw is None else float(raw)
+    except ValueError:
+        raise InvalidQuery(f"alpha must be a number, not {raw!r}") from None
+    low, high = ALPHA_RANGE
+    if not (math.isfinite(alpha) and low <= alpha <= high):
+        raise InvalidQuery(f"alpha must be between {low:g} and {high:g}")
+    return CompareOptions(sequential=flag(params, "sequential"), alpha=alpha), rest

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from statistics import NormalDist
 
 Z95 = 1.959963984540054
 
@@ -18,6 +19,11 @@ Z95 = 1.959963984540054
 class Interval:
     low: float
     high: float
+
+
+def z_for(alpha: float) -> float:
+    """The two-sided normal quantile of a (1 - alpha) interval (1.96 for alpha = 0.05)."""
+    return -NormalDist().inv_cdf(alpha / 2)
 
 
 def wilson(successes: int, n: int, z: float = Z95) -> Interval:
