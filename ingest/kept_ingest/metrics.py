@@ -3,12 +3,22 @@ where the processes without an HTTP API of their own serve them."""
 
 from __future__ import annotations
 
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import GaugeMetricFamily, Metric
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from kept_wire.contract import SPOOL_BYTES_HEADER
+
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 _SIZE_BUCKETS = (1, 10, 100, 500, 1_000, 5_000, 10_000, 50_000, 100_000)
+SPOOL_REPORT_WINDOW_S = 60
+"""How long a client's spool report counts in `kept_client_spool_bytes`."""
 
 
 class MetricsSettings(BaseSettings):
@@ -73,6 +83,71 @@ class IngestMetrics:
         )
         self.pending_rows = Gauge(
             "kept_writer_pending_rows", "Rows waiting to be inserted", registry=r
+        )
+        self.client_spools = ClientSpoolReports(r)
+
+
+class ClientSpoolReports:
+    """`kept_client_spool_bytes{project}`: the largest spool backlog that a client of the
+    project reported in the last SPOOL_REPORT_WINDOW_S seconds (the SDK's HTTP transport
+    sends its backlog with each batch while its spool holds events).
+
+    A gauge of the latest report would flap between clients; the largest recent one shows
+    the worst client and drops to nothing once every client has drained (they stop
+    reporting). Per project, never per client, so the series stay as few as the projects.
+    Memory: at most one (second, largest) pair per second of the window and project.
+    """
+
+    def __init__(
+        self, registry: CollectorRegistry, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._reports: dict[str, deque[list[int]]] = {}
+        registry.register(self)
+
+    def report(self, project: str, spool_bytes: int) -> None:
+        """A client of `project` has `spool_bytes` bytes of events waiting on its disk."""
+        second = int(self._clock())
+        with self._lock:
+            seconds = self._reports.setdefault(project, deque())
+            if seconds and seconds[-1][0] == second:
+                seconds[-1][1] = max(seconds[-1][1], spool_bytes)
+            else:
+                seconds.append([second, spool_bytes])
+            self._expire(project, second)
+
+    def largest(self) -> dict[str, int]:
+        """The largest report of each project that reported within the window."""
+        now = int(self._clock())
+        with self._lock:
+            for project in list(self._reports):
+                self._expire(project, now)
+            return {p: max(b for _, b in seconds) for p, seconds in self._reports.items()}
+
+    def _expire(self, project: str, now: int) -> None:
+        seconds = self._reports[project]
+        while seconds and seconds[0][0] <= now - SPOOL_REPORT_WINDOW_S:
+            seconds.popleft()
+        if not seconds:
+            del self._reports[project]
+
+    def describe(self) -> Iterator[Metric]:
+        yield self._family()
+
+    def collect(self) -> Iterator[Metric]:
+        family = self._family()
+        for project, spool_bytes in sorted(self.largest().items()):
+            family.add_metric([project], spool_bytes)
+        yield family
+
+    @staticmethod
+    def _family() -> GaugeMetricFamily:
+        return GaugeMetricFamily(
+            "kept_client_spool_bytes",
+            "Largest spool backlog (bytes on disk) a client of the project reported in the "
+            f"last {SPOOL_REPORT_WINDOW_S} s (request header {SPOOL_BYTES_HEADER})",
+            labels=["project"],
         )
 
 

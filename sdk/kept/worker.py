@@ -63,6 +63,8 @@ class Worker(Generic[R]):
         self._batch_size = batch_size
         self._flush_interval = flush_interval
         self.shutdown_timeout = shutdown_timeout
+        if spool is not None:
+            _report_backlog(transport, spool)
         self._init_state()
         _workers.add(self)
         _exit_hook.ensure()
@@ -383,6 +385,17 @@ class Worker(Generic[R]):
                 self._spool.reset()
         except Exception:
             logger.debug("kept: resetting the transport after fork failed", exc_info=True)
+
+
+def _report_backlog(transport: Transport, spool: Spool) -> None:
+    """Let a transport that can report the spool's backlog to the sink do so (the HTTP
+    transport's ``report_backlog``; an app's own transport may offer it too)."""
+    report = getattr(transport, "report_backlog", None)
+    if callable(report):
+        try:
+            report(lambda: spool.bytes)
+        except Exception:  # an app's transport: its hook must not cost the client
+            logger.debug("kept: the transport's report_backlog failed", exc_info=True)
 
 
 def _seconds(timeout: float) -> float:

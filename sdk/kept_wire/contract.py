@@ -9,6 +9,9 @@ from __future__ import annotations
 
 CONTRACT_VERSION = 1
 
+SPOOL_BYTES_HEADER = "Kept-Spool-Bytes"
+"""The request header in which the SDK's HTTP transport reports the bytes waiting in its
+disk spool; the intake shows it per project (`kept_client_spool_bytes`)."""
 EVENT_TYPES = ("generation", "vote", "action", "correction", "survival", "score")
 SCORE_SOURCES = ("human", "llm", "code")
 

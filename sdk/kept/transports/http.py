@@ -4,6 +4,9 @@ One keep-alive connection; a request that meets a connection the server closed w
 idle is sent once more on a new one. The status gives the outcome: 2xx sent, 401/403
 unauthorized, 413 too large, 422 rejected (with the indices of the bad events),
 408/425/429/5xx retry (after ``Retry-After`` when given), anything else fatal.
+
+While the client's spool holds events, each request says how many bytes wait there
+(``Kept-Spool-Bytes``), so that the intake can show clients that cannot deliver.
 """
 
 from __future__ import annotations
@@ -13,12 +16,15 @@ import email.utils
 import http.client
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from urllib.parse import urlsplit
+
+from kept_wire.contract import SPOOL_BYTES_HEADER
 
 from .base import Outcome, Rejection, SendResult
 
 MAX_RETRY_AFTER = 300.0
+"""The request header with the client's spool backlog in bytes (README, "HTTP intake")."""
 _USER_AGENT = "kept-python"
 # Errors that mean "the server closed the idle keep-alive connection": worth one
 # immediate retry on a fresh connection. A timeout is not one of them.
@@ -47,6 +53,12 @@ class HttpTransport:
         except http.client.InvalidURL:
             raise ValueError("the endpoint's host is not valid") from None
         self._conn: http.client.HTTPConnection | None = None
+        self._backlog: Callable[[], int] | None = None
+
+    def report_backlog(self, spool_bytes: Callable[[], int]) -> None:
+        """Send ``spool_bytes()`` (bytes waiting in the client's spool) with each request
+        while it is not 0."""
+        self._backlog = spool_bytes
 
     def send(self, events: Sequence[bytes]) -> SendResult:
         """Send ``events`` as one request and interpret the answer."""
@@ -78,12 +90,24 @@ class HttpTransport:
         if conn is None:
             cls = http.client.HTTPSConnection if self._https else http.client.HTTPConnection
             conn = self._conn = cls(self._host, self._port, timeout=self._timeout)
-        conn.request("POST", self._path, body=body, headers=self._headers)
+        conn.request("POST", self._path, body=body, headers=self._request_headers())
         response = conn.getresponse()
         data = response.read()  # read fully, or the connection cannot be reused
         if response.will_close:
             self._disconnect()
         return response.status, response.getheader("Retry-After"), data
+
+    def _request_headers(self) -> dict[str, str]:
+        backlog = self._backlog
+        if backlog is None:
+            return self._headers
+        try:
+            spool_bytes = int(backlog())
+        except Exception:  # a report is a courtesy: it must never cost a send
+            return self._headers
+        if spool_bytes <= 0:
+            return self._headers
+        return {**self._headers, SPOOL_BYTES_HEADER: str(spool_bytes)}
 
     def _disconnect(self) -> None:
         conn, self._conn = self._conn, None

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections import Counter
+from typing import Annotated
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Header, Request
 from pydantic import BaseModel
 
 from kept_ingest.contract import Event
@@ -26,11 +27,24 @@ from kept_service.api.errors import ApiError
 from kept_service.runtime import Runtime
 from kept_service.runtime.settings import ServerSettings
 from kept_storage import StorageError
+from kept_wire.contract import SPOOL_BYTES_HEADER
 
 router = APIRouter(tags=["intake"])
 ROUTE = "/v1/events"
 SCHEMAS = openapi.event_schemas()
 """Components the hand-written body declaration refers to."""
+_MAX_SPOOL_DIGITS = 18
+"""Longer spool reports are ignored (an exabyte of spool is no report worth a metric)."""
+
+SpoolReport = Annotated[
+    str | None,
+    Header(
+        alias=SPOOL_BYTES_HEADER,
+        description="Bytes of events waiting in the sending client's disk spool (the SDK "
+        "sends it while its spool holds events); shown per project in "
+        "`kept_client_spool_bytes`. A malformed value is ignored, never refused.",
+    ),
+]
 
 
 def decode_limits(settings: ServerSettings, max_events: int | None = None) -> DecodeLimits:
@@ -93,6 +107,15 @@ def too_large(metrics: IngestMetrics, message: str, events: int = 1) -> ApiError
     return ApiError(413, "too_large", message)
 
 
+def report_spool(metrics: IngestMetrics, project: str, value: str | None) -> None:
+    """Record a client's spool report; a value that is no byte count is ignored."""
+    if value is None:
+        return
+    value = value.strip()
+    if value.isascii() and value.isdigit() and len(value) <= _MAX_SPOOL_DIGITS:
+        metrics.client_spools.report(project, int(value))
+
+
 class Accepted(BaseModel):
     """Every event of the request is stored (durable)."""
 
@@ -112,9 +135,14 @@ class Accepted(BaseModel):
         e422="`invalid_events`: an event breaks the contract (README, 'Event contract')",
     ),
 )
-async def post_events(request: Request, runtime: RuntimeDep, project: IntakeProject) -> Accepted:
+async def post_events(
+    request: Request, runtime: RuntimeDep, project: IntakeProject, spool_bytes: SpoolReport = None
+) -> Accepted:
     """Store a JSON array or NDJSON of events, all or nothing."""
     metrics, settings = runtime.metrics, runtime.settings
+    # Before anything may refuse the request: clients spool most while the intake answers
+    # 429 or 503, and those requests carry the reports that matter.
+    report_spool(metrics, project, spool_bytes)
     encoding, content_type = (request.headers.get(h) for h in ("content-encoding", "content-type"))
     try:
         raw = await read_raw(request, settings.max_body_bytes)
