@@ -104,6 +104,7 @@ bench: $(VENV)/.dev $(VENV)/.bench-peers $(KAFKA_LIBS)
 	$(BIN)/python benchmarks/dashboard.py
 	$(BIN)/python benchmarks/kafka.py
 	$(BIN)/python benchmarks/analytics.py
+	$(BIN)/python benchmarks/alerts.py
 	$(BIN)/python benchmarks/export.py
 
 clean:

@@ -196,7 +196,10 @@ class InProcessServer:
         return total
 
     def truncate(self) -> None:
-        tables = ("generations", "feedback", "outcomes", "outcomes_hourly", "analytics_state")
+        tables = (
+            "generations", "feedback", "outcomes", "outcomes_hourly", "analytics_state",
+            "alert_events",
+        )  # fmt: skip
         for table in tables:
             self.runtime.store.command(f"TRUNCATE TABLE {table}")
 

@@ -16,6 +16,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from kept_analytics.alerts.job import AlertJob
 from kept_analytics.lease import Fence, Lease
 from kept_analytics.outcomes import EPOCH, Deposed, OutcomesJob, RunResult
 from kept_storage import StorageError
@@ -56,6 +57,13 @@ class AnalyticsMetrics:
             "1 while this process holds the analytics lease (runs the jobs)",
             registry=registry,
         )
+        self.alert_rounds = Counter(
+            "kept_alert_rounds", "Alert evaluation rounds by outcome", ["outcome"],
+            registry=registry,
+        )  # fmt: skip
+        self.alerts_firing = Gauge(
+            "kept_alerts_firing", "Alerts firing after the last round", registry=registry
+        )
 
 
 class AnalyticsRunner:
@@ -68,8 +76,10 @@ class AnalyticsRunner:
         lease: Lease,
         interval_s: float,
         metrics: AnalyticsMetrics,
+        alerts: AlertJob | None = None,
     ) -> None:
         self._job = job
+        self._alerts = alerts
         self._lease = lease
         self._interval_s = interval_s
         self._metrics = metrics
@@ -106,6 +116,8 @@ class AnalyticsRunner:
             except StorageError as exc:  # it expires by itself
                 log.warning("could not release the analytics lease: %s", exc)
         self._metrics.held.set(0)
+        if self._alerts is not None:
+            self._alerts.close()
 
     def run_now(self, full: bool = False, wait_s: float = 60.0) -> RunResult | None:
         """Run the job now, including every event stored before the call.
@@ -165,7 +177,25 @@ class AnalyticsRunner:
         self._metrics.generations.inc(result.generations)
         lag = datetime.now(timezone.utc) - result.until
         self._metrics.lag.set(max(0.0, lag.total_seconds()))
+        if self._alerts is not None and not full:
+            self._evaluate_alerts(fence)
         return result
+
+    def _evaluate_alerts(self, fence: Fence) -> None:
+        """The alert rules, on the outcomes just folded; a failure is logged and counted
+        (the next round evaluates again), never the outcomes run's."""
+        assert self._alerts is not None
+        try:
+            done = self._alerts.run(fence)
+        except Deposed:
+            self._metrics.alert_rounds.labels("deposed").inc()
+            raise
+        except Exception as exc:
+            self._metrics.alert_rounds.labels("error").inc()
+            log.error("alert evaluation failed: %s", exc)
+            return
+        self._metrics.alert_rounds.labels("ok").inc()
+        self._metrics.alerts_firing.set(done.firing)
 
     def _hold(self) -> None:
         """Acquire the lease when free, renew it while held: every quarter lease."""

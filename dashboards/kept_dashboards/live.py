@@ -110,6 +110,61 @@ def variable_values(store: Store, variable: Variable, win: Window) -> list[str]:
     return values
 
 
+ROLLOUTS_ID = "rollouts"
+ROLLOUT_COLUMNS = ("key", "candidate", "baseline", "verdict", "metric", "better", "difference",
+                   "low", "high", "n", "baseline_n")  # fmt: skip
+"""One row per rollout: what is compared, the verdict, and the metric behind it with its
+always-valid interval of candidate - baseline and the denominators of both."""
+ROLLOUTS_PANEL: dict[str, Any] = {
+    "id": ROLLOUTS_ID,
+    "title": "Rollouts: each prompt version and model against its baseline",
+    "description": (
+        "A prompt version against the version of the same prompt first seen before it; a "
+        "model against the most used model. Verdicts come from always-valid 95% confidence "
+        "sequences over acceptance, votes, corrections and kept rates (family-wise), "
+        "right however often the page refreshes."
+    ),
+    "viz": "rollouts",
+    "columns": list(ROLLOUT_COLUMNS),
+    "unit": "percentunit",
+    "decimals": 1,
+    "min": None,
+    "max": None,
+    "source": "analytics",
+    "w": 24,
+    "h": 8,
+    "thresholds": [],
+    "empty": "No prompt version or model with a baseline to compare with in this range.",
+}
+"""The rollouts panel: computed by the analytics layer (no SQL of its own), so it is on
+this page and not in Grafana."""
+
+
+ALERTS_ID = "alerts"
+ALERT_COLUMNS = ("at", "state", "severity", "rule", "group", "summary")
+"""One row per alert active now (pending or firing), then the transitions of the range,
+newest first: what the analytics lease holder recorded."""
+ALERTS_PANEL: dict[str, Any] = {
+    "id": ALERTS_ID,
+    "title": "Alerts: active now, then what happened in the range",
+    "description": (
+        "The alert rules (KEPT_ALERT_RULES) as the analytics lease holder evaluated them: "
+        "alerts pending or firing now, then every transition of the range with its summary."
+    ),
+    "viz": "table",
+    "columns": list(ALERT_COLUMNS),
+    "unit": "short",
+    "decimals": 0,
+    "min": None,
+    "max": None,
+    "source": "analytics",
+    "w": 24,
+    "h": 6,
+    "thresholds": [],
+    "empty": "No alert active or recorded in this range (or no rules: KEPT_ALERT_RULES).",
+}
+
+
 def page_spec() -> dict[str, Any]:
     """What the page needs to lay out and format the panels (no SQL)."""
     positions = layout(QUALITY)
@@ -136,5 +191,8 @@ def page_spec() -> dict[str, Any]:
                 }
             )
         rows.append({"title": row.title, "panels": panels})
+    # Rollouts right after the headline: what changed, and whether it hurt.
+    rows.insert(1, {"title": "Rollouts", "panels": [ROLLOUTS_PANEL]})
+    rows.insert(2, {"title": "Alerts", "panels": [ALERTS_PANEL]})
     variables = [{"name": v.name, "label": v.label} for v in QUALITY.variables]
     return {"uid": QUALITY.uid, "title": QUALITY.title, "rows": rows, "variables": variables}

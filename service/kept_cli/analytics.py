@@ -13,6 +13,7 @@ import sys
 import threading
 import urllib.parse
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from kept_cli.common import (
@@ -58,9 +59,20 @@ def add_commands(sub: Any) -> None:
     add_filter_args(p)
     p.set_defaults(func=cmd_report)
 
-    p = sub.add_parser("compare", help="compare two prompt versions or models, with 95%% intervals")
+    p = sub.add_parser(
+        "compare",
+        help="compare two prompt versions or models, with 95%% intervals or, with "
+        "--sequential, always-valid confidence sequences",
+    )
     window_args(p)
     p.add_argument("--by", choices=["prompt_version", "model"], default="prompt_version")
+    p.add_argument(
+        "--sequential",
+        action="store_true",
+        help="always-valid confidence sequences: right however often you run the comparison "
+        "(alpha shared by all metrics)",
+    )
+    p.add_argument("--alpha", help="error rate (default 0.05)")
     p.add_argument("a", help="the baseline (e.g. summarize@2)")
     p.add_argument("b", help="the candidate (e.g. summarize@3)")
     p.set_defaults(func=cmd_compare)
@@ -84,6 +96,12 @@ def add_commands(sub: Any) -> None:
         "--metrics-port",
         type=int,
         help="with --every: port of /metrics (default: $KEPT_METRICS_PORT or 9464; 0: none)",
+    )
+    p.add_argument(
+        "--rules",
+        type=Path,
+        help="with --every: alert rules (YAML) to evaluate after each run "
+        "(default: $KEPT_ALERT_RULES)",
     )
     p.set_defaults(func=cmd_analytics_run)
 
@@ -156,17 +174,34 @@ def cmd_report(args: argparse.Namespace) -> int:
 def cmd_compare(args: argparse.Namespace) -> int:
 
     params = _query(args)
+    method = {"sequential": [str(args.sequential).lower()]}
+    if args.alpha is not None:
+        method["alpha"] = [args.alpha]
     remote = remote_for(args)
     if remote is not None:
-        query = params | {"by": [args.by], "a": [args.a], "b": [args.b]}
+        query = params | method | {"by": [args.by], "a": [args.a], "b": [args.b]}
         result = remote.call("GET", "/v1/compare?" + urllib.parse.urlencode(query, doseq=True))
     else:
         from kept_analytics.compare import compare_groups
+        from kept_analytics.params import InvalidQuery, compare_options
+
+        try:
+            options, _ = compare_options(method)
+        except InvalidQuery as exc:
+            raise CliError(str(exc)) from None
 
         def work(store: Any, settings: Any) -> Any:
             try:
                 spec = _spec(params, settings)
-                return compare_groups(store, spec, args.by, args.a, args.b).model_dump()
+                return compare_groups(
+                    store,
+                    spec,
+                    args.by,
+                    args.a,
+                    args.b,
+                    sequential=options.sequential,
+                    alpha=options.alpha,
+                ).model_dump()
             except ValueError as exc:
                 raise CliError(str(exc)) from None
 
@@ -216,6 +251,7 @@ def _analytics_role(args: argparse.Namespace) -> int:
     server_imports()
     from pydantic import ValidationError
 
+    from kept_analytics.alerts.rules import RuleError
     from kept_service.runtime.analytics_role import analytics_role_settings, run_analytics_role
     from kept_storage import StorageError
     from kept_storage.datadir import DataDirBusy
@@ -224,7 +260,10 @@ def _analytics_role(args: argparse.Namespace) -> int:
         raise CliError("--full runs once: run it without --every")
     try:
         settings = analytics_role_settings(
-            data=args.data, analytics_interval_s=args.every, metrics_port=args.metrics_port
+            data=args.data,
+            analytics_interval_s=args.every,
+            metrics_port=args.metrics_port,
+            alert_rules=args.rules,
         )
     except ValidationError as exc:
         raise config_error(exc) from None
@@ -234,6 +273,8 @@ def _analytics_role(args: argparse.Namespace) -> int:
         signal.signal(sig, lambda *_: stop.set())
     try:
         run_analytics_role(settings, stop)
+    except RuleError as exc:
+        raise CliError(str(exc)) from None
     except DataDirBusy as exc:
         raise CliError(f"{exc}: a kept serve there runs the analytics jobs itself") from None
     except StorageError as exc:
@@ -307,16 +348,30 @@ def report_table(groups: list[dict[str, Any]]) -> str:
     return "\n".join(line(row) for row in lines)
 
 
+def _method(result: dict[str, Any]) -> str:
+    level = f"{100 * (1 - result['alpha']):g}%"
+    if result["method"] == "sequential":
+        return (
+            f"always-valid {level} confidence sequences, right however often this is run; "
+            f"alpha {result['alpha']:g} shared by {len(result['comparisons'])} metrics "
+            f"(Bonferroni: {result['metric_alpha']:.3g} each)"
+        )
+    return f"fixed-horizon {level} intervals (Newcombe), each metric on its own, for one look"
+
+
 def compare_table(result: dict[str, Any]) -> str:
-    lines = [f"{result['key']}: {result['b']} (B) against {result['a']} (A)"]
+    lines = [
+        f"{result['key']}: {result['b']} (B) against {result['a']} (A)",
+        f"method: {_method(result)}",
+    ]
     for c in result["comparisons"]:
-        if c["difference"] is None:
+        if c["difference"] is None or c["ci_low"] is None:
             detail = "not enough data"
         else:
             detail = (
                 f"{_pct(c['a'])} (n={c['a_n']}) → {_pct(c['b'])} (n={c['b_n']}): "
-                f"{100 * c['difference']:+.1f} points, 95% CI [{100 * c['ci_low']:+.1f}, "
+                f"{100 * c['difference']:+.1f} points, interval [{100 * c['ci_low']:+.1f}, "
                 f"{100 * c['ci_high']:+.1f}] → {c['verdict']}"
             )
-        lines.append(f"  {c['metric']:<16} {detail}")
+        lines.append(f"  {c['metric']:<16} {c['better'] + ' is better':<17} {detail}")
     return "\n".join(lines)

@@ -12,6 +12,7 @@ from fastapi.concurrency import run_in_threadpool
 
 from kept_service.api import (
     admin,
+    alerts,
     events,
     export,
     feedback,
@@ -79,6 +80,7 @@ def create_app(
     )
     app.add_middleware(SecurityHeaders)
     app.add_middleware(RequestMetrics)
-    for module in (events, tokens, feedback, snippet, health, admin, report, export, panels):
+    modules = (events, tokens, feedback, snippet, health, admin, report, export, panels, alerts)
+    for module in modules:
         app.include_router(module.router)
     return app

@@ -10,6 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from kept_analytics.alerts.job import AlertJob
+from kept_analytics.alerts.rules import parse_rules
+from kept_analytics.lease import Lease
+from tests.analytics.test_rollouts import rollout_events
 from tests.browser import ARTIFACTS, chromium, needs_chromium
 from tests.helpers import InProcessServer, generation
 from tests.synthetic import load
@@ -50,6 +54,7 @@ def test_page_renders_filters_and_updates_live(server: InProcessServer, browser:
     load(server.runtime.store, 30_000, now - timedelta(hours=20), now, project="demo")
     server.runtime.analytics.run_now()
     assert server.post([generation() for _ in range(5)]).status == 202  # metrics have data
+    _fire_an_alert(server)
 
     driver = browser
     driver.get(server.url + "/")  # type: ignore[attr-defined]
@@ -57,6 +62,8 @@ def test_page_renders_filters_and_updates_live(server: InProcessServer, browser:
     states = _states(driver)
     assert loaded, states
     assert len(states) >= 16
+    alerts = _text(driver, "#panel-alerts")
+    assert "firing" in alerts and "acceptance-floor" in alerts and "model=gpt-4o-mini" in alerts
     ARTIFACTS.mkdir(exist_ok=True)
     time.sleep(2)  # a second refresh: health panels show rates
     driver.save_screenshot(str(ARTIFACTS / "dashboard.png"))  # type: ignore[attr-defined]
@@ -86,3 +93,46 @@ def test_page_renders_filters_and_updates_live(server: InProcessServer, browser:
     # The synthetic project is "demo": post with the demo key.
     assert server.post(events).status == 202
     assert _wait(lambda: total() != before, timeout=20), (before, total())
+
+
+def _fire_an_alert(server: InProcessServer) -> None:
+    """A rule that the synthetic traffic (about half accepted) breaks, evaluated once."""
+    rules = parse_rules(
+        "rules:\n  - {name: acceptance-floor, kind: threshold, metric: acceptance_rate, "
+        "by: model, window: 1d, warning_below: 0.9, for: 0s}\n"
+    )
+    lease = Lease(server.runtime.store, 20, "test-page-alerts")
+    assert lease.acquire() is not None
+    fence = lease.fence()
+    assert fence is not None
+    try:
+        AlertJob(server.runtime.store, rules, None).run(fence)
+    finally:
+        lease.release()
+
+
+def test_rollouts_panel_shows_the_verdict_of_a_seeded_regression(
+    server: InProcessServer, browser: object
+) -> None:
+    assert server.post(rollout_events()).status == 202
+    server.runtime.analytics.run_now()
+
+    driver = browser
+    driver.get(server.url + "/")  # type: ignore[attr-defined]
+    assert _wait(lambda: _states(driver).get("panel-rollouts", "").startswith("ok")), _states(
+        driver
+    )
+    script = (
+        "return [...document.querySelectorAll('#panel-rollouts tr[data-candidate]')]"
+        ".map(r => [r.dataset.candidate, r.dataset.verdict, r.innerText])"
+    )
+    rows = driver.execute_script(script)  # type: ignore[attr-defined]
+    candidate, verdict, text = rows[0]
+    assert (candidate, verdict) == ("summarize@2", "worse"), rows
+    assert "summarize@1" in text and "acceptance rate" in text and "400 / 400" in text
+    assert "-20.0 pts" in text, text
+    badge = _text(driver, "#panel-rollouts tr[data-candidate='summarize@2'] .verdict")
+    assert badge == "worse"
+    ARTIFACTS.mkdir(exist_ok=True)
+    driver.execute_script("scrollTo(0, document.getElementById('panel-rollouts').offsetTop - 90)")  # type: ignore[attr-defined]
+    driver.save_screenshot(str(ARTIFACTS / "rollouts.png"))  # type: ignore[attr-defined]

@@ -151,6 +151,7 @@ def test_security_is_declared_where_credentials_are_needed(document: Document) -
         ("get", "/v1/export"): READERS,
         ("get", "/v1/panels/{panel_id}"): [*READERS, {}],  # keyless on loopback
         ("get", "/v1/variables/{name}"): [*READERS, {}],
+        ("get", "/v1/alerts"): [{"adminToken": []}],
     }
     for method, path, op in operations(document):
         if path.startswith("/v1/admin/"):

@@ -162,6 +162,43 @@ function table(body, panel, rows) {
   body.append(t);
 }
 
+const VERDICTS = { worse: "red", better: "green", "no detectable difference": "muted",
+  "not enough data": "muted" };
+
+function points(v) {
+  return v === null || v === undefined ? "–" : (v >= 0 ? "+" : "") + (100 * v).toFixed(1);
+}
+
+function rollouts(body, panel, rows) {
+  // One line per candidate against its baseline: the verdict and the metric behind it,
+  // with its always-valid interval of candidate - baseline in points and both n.
+  const col = Object.fromEntries(panel.columns.map((c, i) => [c, i]));
+  const t = el("table", { class: "rollouts" });
+  const head = el("tr");
+  for (const c of ["rollout", "baseline", "verdict", "evidence", "difference", "always-valid interval", "n / baseline n"]) {
+    head.append(el("th", {}, c));
+  }
+  t.append(head);
+  for (const r of rows) {
+    const tr = el("tr", { "data-verdict": r[col.verdict], "data-candidate": r[col.candidate] });
+    const kind = r[col.key] === "model" ? "model" : "prompt version";
+    const verdict = el("td");
+    verdict.append(el("span", { class: "verdict " + VERDICTS[r[col.verdict]] }, r[col.verdict]));
+    const metric = `${r[col.metric].replaceAll("_", " ")} (${r[col.better]} is better)`;
+    tr.append(
+      el("td", { title: kind }, r[col.candidate]),
+      el("td", {}, r[col.baseline]),
+      verdict,
+      el("td", {}, metric),
+      el("td", {}, points(r[col.difference]) + " pts"),
+      el("td", {}, `[${points(r[col.low])}, ${points(r[col.high])}]`),
+      el("td", {}, `${fmt(r[col.n])} / ${fmt(r[col.baseline_n])}`),
+    );
+    t.append(tr);
+  }
+  body.append(t);
+}
+
 function health(body, panel, data) {
   // Counters arrive as totals; the rate is the change since the previous refresh.
   const now = Date.now();
@@ -191,13 +228,14 @@ async function loadPanel(panel, query) {
     node.dataset.rows = String(rows.length);
     if (!rows.length) {
       node.dataset.state = "empty";
-      body.append(el("div", { class: "note" }, "No data in this range."));
+      body.append(el("div", { class: "note" }, panel.empty || "No data in this range."));
       return;
     }
     node.dataset.state = "ok";
     if (panel.viz === "stat") stat(body, panel, rows[0][0]);
     else if (panel.viz === "timeseries") timeseries(body, panel, rows);
     else if (panel.viz === "barchart") barchart(body, panel, rows);
+    else if (panel.viz === "rollouts") rollouts(body, panel, rows);
     else table(body, panel, rows);
   } catch (err) {
     node.dataset.state = "error";

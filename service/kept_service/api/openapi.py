@@ -15,6 +15,7 @@ from typing import Any, get_args
 from pydantic import BaseModel
 
 from kept_analytics.export import ExportSpec
+from kept_analytics.params import ALPHA_RANGE
 from kept_ingest.contract import EVENT_ADAPTER
 from kept_service.api.errors import ErrorBody
 
@@ -86,6 +87,7 @@ _WHEN = "`now`, a time ago (`7d`, `now-6h`), epoch milliseconds or ISO 8601 (UTC
 _BOOLEAN = {"type": "boolean"}
 _SHARE = {"type": "number", "minimum": 0, "maximum": 1}
 _OPEN_SHARE = {"type": "number", "exclusiveMinimum": 0}
+_ALPHA = {"type": "number", "minimum": ALPHA_RANGE[0], "maximum": ALPHA_RANGE[1]}
 _VALUE = {"type": "string", "minLength": 1}
 _MIN_SCORE = {"type": "string", "pattern": r"^[A-Za-z0-9_.:-]{1,200}=-?[0-9]{1,9}(\.[0-9]{1,9})?$"}
 _FILTERS = [
@@ -127,7 +129,16 @@ def compare_query() -> dict[str, Any]:
         _query("a", "The baseline value", _VALUE) | {"required": True},
         _query("b", "The value compared with A", _VALUE) | {"required": True},
     ]
-    return {"parameters": [*pair, *_report_params()]}
+    method = [
+        _query(
+            "sequential",
+            "Always-valid confidence sequences (right however often the comparison is looked "
+            "at, alpha shared by all metrics) instead of fixed-horizon intervals",
+            _BOOLEAN,
+        ),
+        _query("alpha", "Error rate; default 0.05", _ALPHA),
+    ]
+    return {"parameters": [*pair, *method, *_report_params()]}
 
 
 def export_query() -> dict[str, Any]:

@@ -14,7 +14,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from kept_analytics.compare import CompareResult, compare_groups
-from kept_analytics.params import InvalidQuery, Params, spec_from_params
+from kept_analytics.params import InvalidQuery, Params, compare_options, spec_from_params
 from kept_analytics.report import ReportSpec, report
 from kept_analytics.runner import AnalyticsBusy, analytics_status
 from kept_service.api import openapi
@@ -55,20 +55,37 @@ async def get_report(request: Request, runtime: RuntimeDep, who: ReaderDep) -> J
 @router.get(
     "/v1/compare",
     response_model=CompareResult,
-    description=f"B against A with 95% intervals and a verdict.{openapi.METADATA_NOTE}",
+    description=(
+        "B against A with intervals and a verdict per metric: fixed-horizon (1 - `alpha`) "
+        "intervals (one look), or with `sequential=true` always-valid confidence sequences "
+        f"(any number of looks; `alpha` over all the metrics together).{openapi.METADATA_NOTE}"
+    ),
     openapi_extra=openapi.compare_query(),
     responses=openapi.refusals(401, 403, 422, e422=_INVALID_QUERY),
 )
 async def get_compare(request: Request, runtime: RuntimeDep, who: ReaderDep) -> JSONResponse:
-    """`?by=prompt_version&a=summarize@1&b=summarize@2`: B against A with 95% intervals."""
+    """`?by=prompt_version&a=summarize@1&b=summarize@2[&sequential=true&alpha=0.05]`."""
     params = query_params(request, drop=("a", "b"))
     key = (params.pop("by", None) or ["prompt_version"])[-1]
     a, b = request.query_params.get("a"), request.query_params.get("b")
     if not a or not b:
         raise ApiError(422, "invalid_query", "give the two values to compare as a= and b=")
-    spec = _spec(runtime, who, params)
     try:
-        result = await run_in_threadpool(compare_groups, runtime.store, spec, key, a, b)
+        options, rest = compare_options(params)
+    except InvalidQuery as exc:
+        raise ApiError(422, "invalid_query", str(exc)) from None
+    spec = _spec(runtime, who, rest)
+    try:
+        result = await run_in_threadpool(
+            compare_groups,
+            runtime.store,
+            spec,
+            key,
+            a,
+            b,
+            sequential=options.sequential,
+            alpha=options.alpha,
+        )
     except ValueError as exc:
         raise ApiError(422, "invalid_query", str(exc)) from None
     return JSONResponse(result.model_dump())

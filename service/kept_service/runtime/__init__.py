@@ -10,6 +10,9 @@ from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry
 
+from kept_analytics.alerts.delivery import DeliveryMetrics, Dispatcher
+from kept_analytics.alerts.job import AlertJob
+from kept_analytics.alerts.rules import load_rules
 from kept_analytics.lease import Lease
 from kept_analytics.outcomes import OutcomesJob
 from kept_analytics.runner import AnalyticsMetrics, AnalyticsRunner
@@ -113,11 +116,17 @@ def analytics_runner(
     settings: ServerSettings, store: Store, registry: CollectorRegistry
 ) -> AnalyticsRunner:
     """The analytics runner of a process (not started): `kept serve`'s, or the role's."""
+    alerts = None
+    if settings.alert_rules is not None:
+        rules = load_rules(settings.alert_rules)  # RuleError: refuse to start
+        dispatcher = Dispatcher(rules.receivers, DeliveryMetrics(registry))
+        alerts = AlertJob(store, rules, dispatcher)
     return AnalyticsRunner(
         OutcomesJob(store, settings.accept_actions, lag_s=settings.analytics_lag_s),
         Lease(store, settings.analytics_lease_s),
         settings.analytics_interval_s,
         AnalyticsMetrics(registry),
+        alerts,
     )
 
 

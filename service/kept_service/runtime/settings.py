@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from functools import lru_cache
+from pathlib import Path
 from typing import Annotated
 
 from pydantic import Field, SecretStr, ValidationInfo, field_validator
@@ -90,6 +91,11 @@ class ServerSettings(KafkaSettings, StoreSettings):
         5.0,
         ge=0,
         description="The job leaves out rows inserted in the last seconds (inserts in flight).",
+    )
+    alert_rules: Path | None = Field(
+        None,
+        description="Alert rules (YAML): evaluated by the analytics lease holder after each "
+        "outcomes run, and notified to the file's receivers. Read at start.",
     )
     analytics_lease_s: float = Field(
         20.0,
