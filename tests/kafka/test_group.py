@@ -6,8 +6,7 @@ from __future__ import annotations
 
 import re
 import signal
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
@@ -15,8 +14,7 @@ import pytest
 from kept import Client
 from kept_ingest.kafka_settings import KafkaSettings
 from kept_ingest.topics import ensure_topics
-from kept_storage import Store
-from tests.helpers import database_for
+from tests.helpers import database_for, server_database
 from tests.kafka.broker import Broker, ConsumeProcess, broker_done, consume_process, unique
 
 pytestmark = pytest.mark.slow
@@ -46,21 +44,13 @@ def shared_by(consumers: list[ConsumeProcess]) -> bool:
 
 
 def produce(broker: Broker, topic: str, generations: int, tag: str) -> list[str]:
-    with Client(endpoint=broker.endpoint(topic), project="p", spool_dir=False) as client:
+    # Small batches: the SDK sends a batch per message with no key, so each lands on a
+    # partition of its own choosing; a few large ones could all miss a consumer's share.
+    endpoint = broker.endpoint(topic)
+    with Client(endpoint=endpoint, project="p", spool_dir=False, batch_size=25) as client:
         gids = [client.log_generation(model="m", output=f"{tag}{i}") for i in range(generations)]
         assert client.flush(timeout=120)
     return gids
-
-
-@contextmanager
-def server_database(url: str, name: str) -> Iterator[Store]:
-    """A database of its own on the ClickHouse server, dropped afterwards."""
-    store = Store(url, name)
-    try:
-        yield store
-    finally:
-        store.command(f"DROP DATABASE IF EXISTS `{name}` SYNC")
-        store.close()
 
 
 def test_consumers_share_partitions_rebalance_and_take_over_from_a_killed_one(
