@@ -408,3 +408,15 @@ def _answers(url: str) -> bool:
         return http("GET", url, timeout=2).status == 200
     except OSError:
         return False
+
+
+@contextmanager
+def server_database(url: str, name: str | None = None) -> Iterator[Store]:
+    """A database of its own on the ClickHouse server at `url` (a fresh name unless given),
+    dropped afterwards."""
+    store = Store(url, name or f"{RUN_DATABASE_PREFIX}{uuid.uuid4().hex[:12]}")
+    try:
+        yield store
+    finally:
+        store.command(f"DROP DATABASE IF EXISTS `{store.database}` SYNC")
+        store.close()

@@ -16,7 +16,14 @@ from kept_analytics.outcomes import EPOCH, Deposed, OutcomesJob
 from kept_analytics.report import ReportSpec, report
 from kept_analytics.runner import AnalyticsBusy, run_once
 from kept_storage import StorageError, Store, migrate
-from tests.helpers import InProcessServer, feedback, generation, now_iso, store_events
+from tests.helpers import (
+    InProcessServer,
+    feedback,
+    generation,
+    now_iso,
+    server_database,
+    store_events,
+)
 
 
 @pytest.fixture
@@ -121,9 +128,7 @@ def test_run_once_refuses_while_another_holds_the_lease(store: Store, name: str)
 
 @pytest.mark.clickhouse_server
 def test_a_new_holder_stops_the_statements_of_older_terms(clickhouse_url: str) -> None:
-    database = f"kept_test_lease_{uuid.uuid4().hex[:12]}"
-    store = Store(clickhouse_url, database)
-    try:
+    with server_database(clickhouse_url) as store:
         migrate(store)
         old = Lease(store, 1)
         assert old.acquire() is not None
@@ -149,6 +154,3 @@ def test_a_new_holder_stops_the_statements_of_older_terms(clickhouse_url: str) -
         thread.join(20)
         assert time.monotonic() - started < 10
         assert len(outcome) == 1 and isinstance(outcome[0], StorageError), outcome
-    finally:
-        store.command(f"DROP DATABASE IF EXISTS {database}")
-        store.close()

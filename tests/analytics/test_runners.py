@@ -8,7 +8,6 @@ import json
 import os
 import signal
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from datetime import datetime, timedelta, timezone
@@ -26,6 +25,7 @@ from tests.helpers import (
     now_iso,
     role_process,
     run_kept,
+    server_database,
     store_events,
 )
 
@@ -37,14 +37,8 @@ TAKEOVER_BOUND_S = 1.25 * LEASE_S + 1 + 3
 
 @pytest.fixture
 def database(clickhouse_url: str) -> Iterator[tuple[Store, dict[str, str]]]:
-    name = f"kept_test_runners_{uuid.uuid4().hex[:12]}"
-    store = Store(clickhouse_url, name)
-    env = {"KEPT_DSN": clickhouse_url, "KEPT_DATABASE": name}
-    try:
-        yield store, env
-    finally:
-        store.command(f"DROP DATABASE IF EXISTS {name}")
-        store.close()
+    with server_database(clickhouse_url) as store:
+        yield store, {"KEPT_DSN": clickhouse_url, "KEPT_DATABASE": store.database}
 
 
 def _workload(store: Store, generations: int, accepted: int) -> None:

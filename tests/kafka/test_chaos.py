@@ -15,7 +15,6 @@ import json
 import signal
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
@@ -33,6 +32,7 @@ from tests.helpers import (
     role_process,
     run_kept,
     serve_process,
+    server_database,
 )
 from tests.kafka.broker import Cluster, ConsumeProcess, unique
 from tests.kafka.senders import HttpSender, SdkSender, eventually, wait_for
@@ -49,13 +49,8 @@ SECRETS = {
 
 @pytest.fixture
 def database(clickhouse_url: str) -> Iterator[tuple[Store, dict[str, str]]]:
-    name = f"kept_test_chaos_{uuid.uuid4().hex[:12]}"
-    store = Store(clickhouse_url, name)
-    try:
-        yield store, {"KEPT_DSN": clickhouse_url, "KEPT_DATABASE": name}
-    finally:
-        store.command(f"DROP DATABASE IF EXISTS {name}")
-        store.close()
+    with server_database(clickhouse_url) as store:
+        yield store, {"KEPT_DSN": clickhouse_url, "KEPT_DATABASE": store.database}
 
 
 def _client(cluster: Cluster, topic: str, project: str, spool: Path) -> Client:

@@ -11,8 +11,8 @@ import logging
 import re
 import signal
 import time
-from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from collections.abc import Callable
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +36,7 @@ from tests.helpers import (
     in_process_server,
     run_kept,
     serve_process,
+    server_database,
 )
 from tests.kafka.broker import Broker, unique
 
@@ -98,17 +99,6 @@ def stored_ids(store: Store, table: str) -> dict[str, int]:
     return {str(event_id): int(n) for event_id, n in rows}
 
 
-@contextmanager
-def shared_database(url: str, name: str) -> Iterator[Store]:
-    """The replicas' database on the ClickHouse server, dropped afterwards."""
-    store = Store(url, name)
-    try:
-        yield store
-    finally:
-        store.command(f"DROP DATABASE IF EXISTS `{name}` SYNC")
-        store.close()
-
-
 @pytest.mark.slow
 @pytest.mark.clickhouse_server
 def test_replicas_share_keys_tokens_admin_api_and_store_each_event_once(
@@ -140,7 +130,7 @@ def test_replicas_share_keys_tokens_admin_api_and_store_each_event_once(
         "KEPT_CREATE_DEMO_KEY": "false",
         "KEPT_ANALYTICS_INTERVAL_S": "0",  # not what this test is about
     }
-    with shared_database(clickhouse_url, database) as store, ExitStack() as stack:
+    with server_database(clickhouse_url, database) as store, ExitStack() as stack:
         # One after the other: the second finds the store migrated.
         one = stack.enter_context(serve_process(tmp_path / "one", None, **env))
         two = stack.enter_context(serve_process(tmp_path / "two", None, **env))
@@ -279,7 +269,7 @@ def test_one_server_on_clickhouse_without_kafka_starts_and_warns(
     data = tmp_path / "single"
     settings: dict[str, Any] = {"dsn": clickhouse_url, "database": database_for(data)}
     with (
-        shared_database(clickhouse_url, settings["database"]),
+        server_database(clickhouse_url, settings["database"]),
         in_process_server(data, analytics_interval_s=0, **settings) as server,
     ):
         assert http("GET", server.url + "/readyz").status == 200

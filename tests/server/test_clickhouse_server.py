@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import uuid
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 
@@ -26,7 +25,14 @@ from kept_service.runtime.status import store_status
 from kept_storage import Store, migrate
 from kept_storage.migrate import available
 from tests.clickhouse import SERVER_TIME_ZONE
-from tests.helpers import CLICKHOUSE_URL_VAR, feedback, generation, now_iso, store_events
+from tests.helpers import (
+    CLICKHOUSE_URL_VAR,
+    feedback,
+    generation,
+    now_iso,
+    server_database,
+    store_events,
+)
 
 pytestmark = pytest.mark.clickhouse_server
 
@@ -42,13 +48,8 @@ def test_the_local_server_is_a_real_clickhouse_server(clickhouse_url: str) -> No
 
 @pytest.fixture
 def store(clickhouse_url: str) -> Iterator[Store]:
-    database = f"kept_test_{uuid.uuid4().hex[:8]}"
-    store = Store(clickhouse_url, database)
-    try:
+    with server_database(clickhouse_url) as store:
         yield store
-    finally:
-        store.command(f"DROP DATABASE IF EXISTS {database}")
-        store.close()
 
 
 def test_migrations_writer_and_status_on_a_server(store: Store) -> None:

@@ -33,7 +33,7 @@ from kept_storage.migration_lock import (
     MigrationBusy,
     MigrationLock,
 )
-from tests.helpers import KEPT, RUN_DATABASE_PREFIX, kept_env
+from tests.helpers import KEPT, RUN_DATABASE_PREFIX, kept_env, server_database
 
 pytestmark = pytest.mark.clickhouse_server
 ROOT = Path(__file__).resolve().parents[2]
@@ -47,12 +47,8 @@ def database() -> str:
 
 @pytest.fixture
 def store(clickhouse_url: str, database: str) -> Iterator[Store]:
-    store = Store(clickhouse_url, database)
-    try:
+    with server_database(clickhouse_url, database) as store:
         yield store
-    finally:
-        store.command(f"DROP DATABASE IF EXISTS `{database}` SYNC")
-        store.close()
 
 
 def write_migrations(directory: Path, files: dict[str, str]) -> Path:
