@@ -4,8 +4,11 @@ selenium, with the flags these machines need (`make test` installs both)."""
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
+import threading
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -41,3 +44,46 @@ def chromium(profile: Path, window: str) -> Iterator[Any]:
         yield driver
     finally:
         driver.quit()
+
+
+def wait_for_value(check: Callable[[], Any], timeout: float = 30) -> Any:
+    """`check()`'s first truthy value, or its last value once `timeout` has passed (the
+    page updates on its own clock)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(0.1)
+
+
+@contextmanager
+def app_origin() -> Iterator[Callable[[str], str]]:
+    """A stand-in for the app's own web server, another origin than kept's: `publish(html)`
+    serves a page and returns its URL."""
+    pages: dict[str, bytes] = {}
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = pages.get(self.path)
+            self.send_response(200 if body else 404)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.end_headers()
+            self.wfile.write(body or b"not found")
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+
+    def publish(html: str) -> str:
+        path = f"/page-{len(pages)}.html"
+        pages[path] = html.encode()
+        return f"http://127.0.0.1:{httpd.server_address[1]}{path}"
+
+    try:
+        yield publish
+    finally:
+        httpd.shutdown()
+        httpd.server_close()

@@ -228,6 +228,13 @@ class Client:
             if bound is not None:
                 bound(gid, checkpoint, score, uid, sid)
 
+        reverted = weakref.WeakMethod(self._emit_revert)
+
+        def on_revert(gid: str, checkpoint: int, uid: str | None, sid: str | None) -> None:
+            bound = reverted()
+            if bound is not None:
+                bound(gid, uid, sid)
+
         self._tracker = SurvivalTracker(
             emit,
             self._stats,
@@ -235,10 +242,17 @@ class Client:
             checkpoints=chosen,
             max_pending=int(setting("max_survival_checks", max_checks, 10_000, 0)),
             read_timeout=setting("survival_read_timeout", read_timeout, 1.0, 1e-3),
+            on_revert=on_revert,
         )
         weakref.finalize(self, self._tracker.close, 0.0).atexit = False
         remember = int(setting("remember_outputs", remember, 1_000, 0))
         self._outputs = RecentOutputs(remember) if remember > 0 else None
+
+    def _emit_revert(self, gid: str, uid: str | None, sid: str | None) -> None:
+        # The accepted text was undone at once: the `revert` action says so (Copilot's
+        # no-revert guard), beside the checkpoint's score of 0.
+        self._stats.add("survival_reverted")
+        self.action(gid, "revert", user_id=uid, session_id=sid)
 
     def _emit_survival(
         self, gid: str, checkpoint: int, score: float, uid: str | None, sid: str | None

@@ -34,6 +34,7 @@ Counter = Literal[
     "dropped_survival_full",
     "survival_tracked",
     "survival_cancelled",
+    "survival_reverted",
     "survival_timeouts",
     "survival_errors",
     "feedback_token_errors",

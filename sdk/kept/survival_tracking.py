@@ -17,6 +17,14 @@ that still occurs somewhere in the current text. This is robust where it matters
 - common words scattered over an unrelated text do not count, since a lone token is
   not a run of three.
 
+No-revert guard: a suggestion undone seconds after its accept was never really kept.
+Unless ``revert_window`` is None, the tracker also reads the text ``revert_window``
+seconds (default 5) after the accept, when that is before the first checkpoint. When the
+accepted text is gone then (score 0) and still gone at the first checkpoint, that
+checkpoint's event is sent with score 0, ``on_revert`` is called (for a ``revert``
+action, which the browser's tracker in ``/sdk.js`` sends) and no later checkpoint is
+read.
+
 Each run of the current text is matched at most once, so text repeated in the output
 but kept only once counts once. Tokens are words and single punctuation marks, compared
 case-insensitively; whitespace is ignored. A character edit distance in a window would
@@ -50,8 +58,13 @@ READER_CAP = 4
 
 _TOKEN = re.compile(r"\w+|[^\w\s]")
 
+REVERT_WINDOW = 5.0
+"""Seconds after an accept at which the no-revert guard looks whether the text is gone."""
+
 CurrentText = Callable[[], "str | None"]
 Emit = Callable[[str, int, float, "str | None", "str | None"], object]
+OnRevert = Callable[[str, int, "str | None", "str | None"], object]
+"""``on_revert(generation_id, checkpoint_s, user_id, session_id)``"""
 
 
 def tokens(text: str) -> list[str]:
@@ -105,9 +118,14 @@ class _Check:
     user_id: str | None
     session_id: str | None
     next_index: int = 0
+    probe_at: float | None = None
+    """Seconds after the accept of the revert probe, until it has been read."""
+    gone_at_probe: bool = False
 
     @property
     def due(self) -> float:
+        if self.probe_at is not None:
+            return self.started + self.probe_at
         return self.started + self.checkpoints[self.next_index]
 
 
@@ -180,6 +198,8 @@ class SurvivalTracker:
         checkpoints: Sequence[int] = DEFAULT_CHECKPOINTS,
         max_pending: int = 10_000,
         read_timeout: float = 1.0,
+        revert_window: float | None = REVERT_WINDOW,
+        on_revert: OnRevert | None = None,
     ) -> None:
         self._emit = emit
         self._stats = stats
@@ -187,6 +207,8 @@ class SurvivalTracker:
         self.checkpoints = checkpoints_or_error(checkpoints)
         self._max_pending = max_pending
         self._read_timeout = read_timeout
+        self._revert_window = revert_window
+        self._on_revert = on_revert
         self._init_state()
         _trackers.add(self)
         _fork_hook.ensure()
@@ -222,6 +244,9 @@ class SurvivalTracker:
         check = _Check(
             generation_id, text, current_text, time.monotonic(), chosen, user_id, session_id
         )
+        window = self._revert_window
+        if window is not None and 0 < window < chosen[0]:
+            check.probe_at = window
         dropped: Counter | None = None
         with self._lock:
             if self._closed:
@@ -277,7 +302,10 @@ class SurvivalTracker:
                     "kept: internal error in a survival check (%s)",
                     type(exc).__name__,
                 )
-            check.next_index += 1
+            if check.probe_at is not None:
+                check.probe_at = None  # the probe is read; the checkpoints follow
+            else:
+                check.next_index += 1
             if check.next_index < len(check.checkpoints):
                 with self._lock:
                     if not self._closed:
@@ -297,12 +325,20 @@ class SurvivalTracker:
         return None
 
     def _read_and_emit(self, check: _Check) -> None:
-        checkpoint = check.checkpoints[check.next_index]
         current = self._read(check.current_text)
+        if check.probe_at is not None:
+            check.gone_at_probe = current is not None and survival_score(check.text, current) == 0
+            return
+        checkpoint = check.checkpoints[check.next_index]
         if current is None:
             return
         score = survival_score(check.text, current)
         self._emit(check.generation_id, checkpoint, score, check.user_id, check.session_id)
+        if check.gone_at_probe and check.next_index == 0 and score == 0:
+            # Undone seconds after the accept and still gone: reverted, not tracked on.
+            check.next_index = len(check.checkpoints) - 1  # _run's += 1 ends the check
+            if self._on_revert is not None:
+                self._on_revert(check.generation_id, checkpoint, check.user_id, check.session_id)
 
     def _read(self, read: CurrentText) -> str | None:
         """The app's current text, or None (counted) when the read fails or hangs."""

@@ -14,7 +14,7 @@ from kept_analytics.alerts.job import AlertJob
 from kept_analytics.alerts.rules import parse_rules
 from kept_analytics.lease import Lease
 from tests.analytics.test_rollouts import rollout_events
-from tests.browser import ARTIFACTS, chromium, needs_chromium
+from tests.browser import ARTIFACTS, chromium, needs_chromium, wait_for_value
 from tests.helpers import InProcessServer, generation
 from tests.synthetic import load
 
@@ -28,12 +28,7 @@ def browser(tmp_path: Path) -> Iterator[object]:
 
 
 def _wait(check: Callable[[], object], timeout: float = 30) -> object:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(0.2)
+    return wait_for_value(check, timeout)
 
 
 def _states(driver: object) -> dict[str, str]:

@@ -6,6 +6,7 @@ Checkpoints of 1-2 s stand in for the default 30 s ... 15 min; the Recorder tran
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 import time
@@ -16,7 +17,8 @@ import pytest
 
 from kept import Client, survival_score
 from kept.arguments import InvalidArgumentError
-from kept.survival_tracking import READER_CAP, tokens
+from kept.stats import LogLimiter, Stats
+from kept.survival_tracking import READER_CAP, SurvivalTracker, tokens
 from tests.sdk.recorder import Recorder
 
 OUTPUT = (
@@ -311,3 +313,106 @@ def test_a_forked_child_does_not_run_the_parents_checks(clients: list[Client]) -
     wait_for(lambda: len(survivals(recorder)) == 1)
     assert survivals(recorder) == [("g-parent", 1, 1.0)]
     assert parent_reads.reads == 1
+
+
+# --- the shared test vectors (the browser's port in /sdk.js checks the same file) ------
+
+
+def test_the_shared_vectors_hold_for_the_python_scorer() -> None:
+    from tests.survival_vectors import PATH
+
+    cases = json.loads(PATH.read_text(encoding="utf-8"))["cases"]
+    assert len(cases) > 60
+    for case in cases:
+        score = survival_score(case["original"], case["current"], case.get("n", 3))
+        assert score == case["score"], case["name"]
+    # The file covers what the brief asks for: scripts, emoji, whitespace runs, long texts.
+    names = {case["name"] for case in cases}
+    assert {"chinese", "arabic", "emoji zwj family", "case and whitespace runs"} <= names
+    assert max(len(case["original"]) for case in cases) > 50_000
+    assert 0 < sum(0 < case["score"] < 1 for case in cases) < len(cases)
+
+
+def test_the_shared_vectors_file_is_not_stale() -> None:
+    from tests.survival_vectors import PATH, render
+
+    assert PATH.read_text(encoding="utf-8") == render(), (
+        "tests/data/survival_vectors.json is stale: run python -m tests.survival_vectors"
+    )
+
+
+# --- the no-revert guard -----------------------------------------------------------------
+
+
+def _guarded_tracker(
+    revert_window: float | None = 0.3,
+) -> tuple[SurvivalTracker, list[tuple[str, int, float]], list[tuple[str, int]]]:
+    emitted: list[tuple[str, int, float]] = []
+    reverted: list[tuple[str, int]] = []
+    tracker = SurvivalTracker(
+        lambda gid, checkpoint, score, uid, sid: emitted.append((gid, checkpoint, score)),
+        Stats(),
+        LogLimiter(),
+        checkpoints=(1, 2),
+        revert_window=revert_window,
+        on_revert=lambda gid, checkpoint, uid, sid: reverted.append((gid, checkpoint)),
+    )
+    return tracker, emitted, reverted
+
+
+def test_text_undone_seconds_after_the_accept_is_flagged_reverted() -> None:
+    tracker, emitted, reverted = _guarded_tracker()
+    undone = Editor(OUTPUT)
+    later = Editor(OUTPUT)
+    back = Editor(OUTPUT)
+    try:
+        assert tracker.track("undone", OUTPUT, undone.read)
+        assert tracker.track("later", OUTPUT, later.read)
+        assert tracker.track("back", OUTPUT, back.read)
+        undone.text = back.text = ""  # undo at once; "back" is pasted again before 1 s
+        time.sleep(0.6)  # after the 0.3 s probe: "later" is deleted only now
+        later.text = back.text = OUTPUT
+        later.text = "Something else entirely."
+        wait_for(lambda: len(emitted) == 5)
+        time.sleep(1.2)
+    finally:
+        tracker.close(1)
+    # Reverted: one event with score 0, the revert reported, no later checkpoint read.
+    assert reverted == [("undone", 1)]
+    assert sorted(emitted) == [
+        ("back", 1, 1.0), ("back", 2, 1.0),
+        ("later", 1, 0.0), ("later", 2, 0.0),  # deleted later: a loss, not a revert
+        ("undone", 1, 0.0),
+    ]  # fmt: skip
+    assert undone.reads == 2  # the probe and the first checkpoint
+
+
+def test_without_a_revert_window_nothing_is_probed() -> None:
+    tracker, emitted, reverted = _guarded_tracker(revert_window=None)
+    undone = Editor("")
+    try:
+        assert tracker.track("undone", OUTPUT, undone.read)
+        wait_for(lambda: len(emitted) == 2)
+    finally:
+        tracker.close(1)
+    assert (sorted(emitted), reverted, undone.reads) == (
+        [("undone", 1, 0.0), ("undone", 2, 0.0)],
+        [],
+        2,
+    )
+
+
+@pytest.mark.slow
+def test_the_client_reports_a_revert_as_an_action(clients: list[Client]) -> None:
+    recorder = Recorder()
+    client = make(clients, recorder, survival_checkpoints=(6, 7))
+    editor = Editor(OUTPUT)
+    assert client.track_survival("g-undone", editor.read, text=OUTPUT)
+    editor.text = ""  # undone at once, and not pasted back
+    wait_for(lambda: len(survivals(recorder)) == 1, timeout=30)
+    time.sleep(1.5)  # the 7 s checkpoint is not read: a reverted text is not tracked on
+    assert client.flush(5)
+    assert survivals(recorder) == [("g-undone", 6, 0.0)]
+    actions = [(e["generation_id"], e["name"]) for e in recorder.events if e["type"] == "action"]
+    assert actions == [("g-undone", "revert")]
+    assert client.stats()["survival_reverted"] == 1

@@ -4,16 +4,13 @@ Screenshot: test-artifacts/feedback.png."""
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.browser import ARTIFACTS, chromium, needs_chromium
+from tests.browser import ARTIFACTS, app_origin, chromium, needs_chromium, wait_for_value
 from tests.helpers import InProcessServer, generation, http
 
 pytestmark = needs_chromium
@@ -58,43 +55,12 @@ def browser(tmp_path: Path) -> Iterator[Any]:
 
 @pytest.fixture
 def app_page() -> Iterator[Callable[[str], str]]:
-    """A stand-in for the app's own web server: another origin than kept's."""
-    pages: dict[str, bytes] = {}
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            body = pages.get(self.path)
-            self.send_response(200 if body else 404)
-            self.send_header("Content-Type", "text/html; charset=utf-8")
-            self.end_headers()
-            self.wfile.write(body or b"not found")
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-
-    def publish(html: str) -> str:
-        path = f"/reply-{len(pages)}.html"
-        pages[path] = html.encode()
-        return f"http://127.0.0.1:{httpd.server_address[1]}{path}"
-
-    try:
+    with app_origin() as publish:
         yield publish
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
 
 
 def _wait(check: Callable[[], Any], timeout: float = 30) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(0.1)
+    return wait_for_value(check, timeout)
 
 
 def test_snippet_sends_feedback_from_another_origin(

@@ -214,7 +214,6 @@ def test_events_outside_the_token_are_forbidden_and_nothing_is_stored(
     for bad, field in (
         (feedback("vote", "another-generation", value=1), "generation_id"),
         (generation(generation_id=gid), "type"),
-        (feedback("survival", gid, checkpoint_s=30, score=1.0), "type"),
     ):
         response = send(server.url, [good, bad], token=token)
         assert response.status == 403, response.body
@@ -489,3 +488,50 @@ def test_the_sdk_asks_for_a_token_and_the_page_uses_it(
     monkeypatch.delenv("KEPT_URL")
     with Client(transport=None, enabled=False) as nowhere:
         assert nowhere.feedback_token(gid) is None
+
+
+# ---- survival from the browser --------------------------------------------------------
+
+
+def test_a_token_sends_survival_checks_validated_by_the_contract(
+    server: InProcessServer, gen: dict[str, Any]
+) -> None:
+    gid = gen["generation_id"]
+    # A token meant for survival outlives the last default checkpoint (900 s) with margin.
+    minted = mint(server.url, server.key, {"generation_id": gid, "ttl_s": 1200})
+    assert minted.status == 201, minted.body
+    token = minted.body["token"]
+    checks = [
+        feedback("survival", gid, checkpoint_s=30, score=1.0),
+        feedback("survival", gid, checkpoint_s=900, score=0.25),
+    ]
+    del checks[1]["generation_id"]  # the token's generation is filled in
+    response = send(server.url, checks, token=token)
+    assert response.status == 202, response.body
+    assert response.body == {"accepted": 2}
+    rows = server.runtime.store.rows(
+        "SELECT type, value, checkpoint_s FROM feedback WHERE generation_id = {g:String} "
+        "ORDER BY checkpoint_s",
+        {"g": gid},
+    )
+    assert rows == [("survival", 1.0, 30), ("survival", 0.25, 900)]
+
+    # checkpoint_s and score are checked as the contract says; nothing of a bad request stays.
+    for fields, field in (
+        ({"checkpoint_s": 0, "score": 0.5}, "checkpoint_s"),
+        ({"checkpoint_s": 30 * 86_400 + 1, "score": 0.5}, "checkpoint_s"),
+        ({"checkpoint_s": 1.5, "score": 0.5}, "checkpoint_s"),
+        ({"checkpoint_s": 30, "score": 1.01}, "score"),
+        ({"checkpoint_s": 30, "score": -0.1}, "score"),
+        ({"checkpoint_s": 30}, "score"),
+    ):
+        bad = feedback("survival", gid, **fields)
+        refused = send(server.url, [feedback("vote", gid, value=1), bad], token=token)
+        assert refused.status == 422, (fields, refused.body)
+        assert refused.body["errors"][0]["index"] == 1
+        assert refused.body["errors"][0]["field"].startswith(field), refused.body
+    # Another generation's survival stays out of this token's reach.
+    other = send(server.url, [feedback("survival", "another", checkpoint_s=30, score=1.0)],
+                 token=token)  # fmt: skip
+    assert (other.status, other.body["errors"][0]["field"]) == (403, "generation_id")
+    assert server.count("feedback", "generation_id = {g:String}", g=gid) == 2

@@ -1,8 +1,12 @@
 """Feedback from browsers: `POST /v1/feedback` with a feedback token.
 
 The app's server mints a short-lived token for one generation with its project key
-(tokens.py); the web page sends votes, actions, corrections and scores for that
-generation with the token, through the dependency-free snippet at `/sdk.js`.
+(tokens.py); the web page sends votes, actions, corrections, scores and survival checks
+for that generation with the token, through the dependency-free snippet at `/sdk.js`.
+Survival checks come up to 15 minutes after the accept (the last default checkpoint), so
+a page that tracks survival needs a token that outlives its last checkpoint: the default
+lifetime, KEPT_FEEDBACK_TOKEN_TTL_S = 3600 s, does; a shorter `ttl_s` should be at least
+the last checkpoint plus a few minutes (a hidden tab may read late).
 
 Only `/v1/feedback` speaks CORS: the rest of the API takes project keys, which belong on
 servers. It accepts a `text/plain` body carrying the token, so that a page's request is a
@@ -42,7 +46,9 @@ from kept_wire.contract import EVENT_TYPES
 
 router = APIRouter(tags=["feedback"])
 FEEDBACK_ROUTE = "/v1/feedback"
-FEEDBACK_TYPES = ("vote", "action", "correction", "score")
+FEEDBACK_TYPES = ("vote", "action", "correction", "score", "survival")
+"""What a feedback token sends: everything but the generation itself. `survival`
+(checkpoint_s, score) is validated by the contract like any event."""
 MAX_EVENTS = 100
 """Events in one /v1/feedback request: a page reports what one user did, not a backlog."""
 
