@@ -74,6 +74,11 @@ def _hour_floor(moment: datetime) -> datetime:
     return moment.replace(minute=0, second=0, microsecond=0)
 
 
+def rollup_bounds(spec: ReportSpec) -> tuple[datetime, datetime]:
+    """The window the rollup answers for `spec`: widened to whole UTC hours."""
+    return _hour_floor(spec.since), _hour_ceil(spec.until)
+
+
 def _hour_ceil(moment: datetime) -> datetime:
     floor = _hour_floor(moment)
     return floor if floor == moment else floor + timedelta(hours=1)
@@ -187,7 +192,7 @@ def _from_exact_row(row: tuple[Any, ...]) -> tuple[GroupCounts, bool]:
 def report(store: Store, spec: ReportSpec) -> list[dict[str, Any]]:
     """One object per group: the group's keys, then every metric (README, "Metrics")."""
     if spec.uses_rollup():
-        since, until = _hour_floor(spec.since), _hour_ceil(spec.until)
+        since, until = rollup_bounds(spec)
         query = _Query(spec, "hour", since, until, "DateTime('UTC')")
         rows = store.rows(query.sql("outcomes_hourly", _ROLLUP_AGGREGATES), query.params)
         parse = [(_from_rollup_row(r[len(query.keys) :], spec.threshold), r) for r in rows]

@@ -22,9 +22,10 @@ from typing import Any, Literal
 from pydantic import BaseModel
 
 from kept_analytics.compare import KEY_FILTERS, Comparison, Verdict, compare, empty_group
-from kept_analytics.report import ReportSpec, report
+from kept_analytics.report import ReportSpec, report, rollup_bounds
 from kept_analytics.sequential import DEFAULT_ALPHA
-from kept_storage import Store
+from kept_storage import Store, utc
+from kept_storage.filters import Filters
 
 BaselineRule = Literal["previous", "most_used"]
 Key = Literal["prompt_version", "model"]
@@ -82,15 +83,32 @@ def pick_baselines(seen: list[Seen], rule: BaselineRule, key: Key) -> dict[str, 
 
 
 def seen_values(store: Store, spec: ReportSpec, key: Key) -> list[Seen]:
-    """Every value of `key` with generations in the spec's window."""
-    hourly = report(store, spec.model_copy(update={"by": (key, "hour")}))
-    first: dict[str, datetime] = {}
-    count: dict[str, int] = {}
-    for group in hourly:
-        value, hour = str(group[key]), datetime.fromisoformat(group["hour"])
-        first[value] = min(first.get(value, hour), hour)
-        count[value] = count.get(value, 0) + int(group["generations"])
-    return [Seen(v, first[v], count[v]) for v in sorted(first)]
+    """Every value of `key` with generations in the spec's window: its first hour and its
+    generations, in one small query (the rollup, or the outcome rows when `report` would
+    read them: metadata filters)."""
+    if spec.uses_rollup():
+        since, until = rollup_bounds(spec)
+        table, column, sql_type, generations = (
+            "outcomes_hourly",
+            "hour",
+            "DateTime('UTC')",
+            ("sum(generations)"),
+        )
+    else:
+        since, until = spec.since, spec.until
+        table, column, sql_type, generations = (
+            "outcomes",
+            "gen_ts",
+            "DateTime64(3, 'UTC')",
+            ("sum(sign)"),
+        )
+    filters = Filters().window(column, since, until, sql_type).scope(spec)
+    rows = store.rows(
+        f"SELECT {key}, min(toStartOfHour({column})), {generations} FROM {table} "
+        f"WHERE {filters.where()} GROUP BY {key} HAVING {generations} > 0 ORDER BY {key}",
+        filters.params,
+    )
+    return [Seen(str(value), utc(first), int(n)) for value, first, n in rows]
 
 
 def baselines(store: Store, spec: ReportSpec, key: Key, rule: BaselineRule) -> dict[str, str]:
