@@ -21,7 +21,7 @@ from kept_analytics.alerts.rules import (
     Severity,
     ThresholdRule,
 )
-from kept_analytics.compare import better, proportions
+from kept_analytics.compare import better, proportions, verdict
 from kept_analytics.report import DEFAULT_CHECKPOINTS, ReportSpec, report
 from kept_analytics.rollouts import Seen, pick_baselines, seen_values
 from kept_analytics.sequential import sequential_difference
@@ -165,15 +165,11 @@ def _regression(queries: _Round, rule: RegressionRule, at: datetime) -> list[Fin
     for candidate, base in sorted(pairs.items()):
         if candidate not in new:
             continue
-        b = groups.get(candidate)
-        a = groups.get(base)
         labels: dict[str, str] = {rule.by: candidate}
         if rule.project is not None:
             labels["project"] = rule.project
-        (ax, an), (bx, bn) = (
-            proportion(a or {}, rule.metric) if a else (0, 0),
-            (proportion(b, rule.metric) if b else (0, 0)),
-        )
+        ax, an = proportion(groups.get(base, {}), rule.metric)
+        bx, bn = proportion(groups.get(candidate, {}), rule.metric)
         interval = sequential_difference(ax, an, bx, bn, rule.alpha)
         evidence = {
             "baseline": base, "candidate": candidate, "baseline_successes": ax,
@@ -185,7 +181,7 @@ def _regression(queries: _Round, rule: RegressionRule, at: datetime) -> list[Fin
             summary = f"{rule.metric} of {candidate} against {base}: not enough data"
             findings.append(Finding(rule.name, labels, None, True, summary, evidence))
             continue
-        worse = interval.low > 0 if better(rule.metric) == "lower" else interval.high < 0
+        worse = verdict(interval.low, interval.high, better(rule.metric)) == "worse"
         summary = (
             f"{rule.metric} of {candidate} is {100 * interval.estimate:+.1f} points against "
             f"{base} (always-valid {1 - rule.alpha:.0%} interval {100 * interval.low:+.1f} to "
