@@ -11,7 +11,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from kept_cli import alerts, analytics, dashboards, demo_command, export, kafka, store
+from kept_cli import alerts, analytics, dashboards, demo_command, export, jobs, kafka, store
 from kept_cli.common import CliError
 
 
@@ -22,7 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     # The order of the help text.
-    for module in (store, kafka, demo_command, analytics, alerts, dashboards, export):
+    for module in (store, kafka, demo_command, analytics, jobs, alerts, dashboards, export):
         module.add_commands(sub)
     return parser
 

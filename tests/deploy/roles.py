@@ -19,7 +19,7 @@ from typing import Any
 import yaml  # type: ignore[import-untyped,unused-ignore]  # installed with kubernetes-validate
 from pydantic_settings import BaseSettings
 
-from kept_cli import analytics, kafka, store
+from kept_cli import jobs, kafka, store
 from kept_cli.main import build_parser
 from kept_ingest.consumer.settings import ConsumerSettings
 from kept_ingest.kafka_settings import KafkaSettings
@@ -52,7 +52,7 @@ ROLES: dict[Callable[[argparse.Namespace], int], Role] = {
     store.cmd_serve: Role("intake", ServerSettings, serves_metrics=True),
     store.cmd_consume: Role("consumer", ConsumerSettings, serves_metrics=True),
     # With --every: the analytics role (runtime/analytics_role.py).
-    analytics.cmd_analytics_run: Role("analytics", AnalyticsRoleSettings, serves_metrics=True),
+    jobs.cmd_analytics_run: Role("analytics", AnalyticsRoleSettings, serves_metrics=True),
     kafka.cmd_create_topics: Role("topics", KafkaSettings, serves_metrics=False),
 }
 
