@@ -405,6 +405,7 @@ def test_stats_keys(make_client: Callable[..., Client]) -> None:
         "dropped_survival_full",
         "survival_tracked",
         "survival_cancelled",
+        "survival_reverted",
         "survival_timeouts",
         "survival_errors",
         "feedback_token_errors",
