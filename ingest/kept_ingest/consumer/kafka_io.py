@@ -23,6 +23,10 @@ from kept_wire.kafka import (
 
 log = logging.getLogger("kept.consumer")
 
+STALL_S = 20.0
+"""A consumer that holds partitions with records waiting and gets none for this long is
+replaced (see KafkaIO._stalled)."""
+
 
 class _Listener:
     """Rebalance callbacks (registered as a kafka ConsumerRebalanceListener).
@@ -49,13 +53,14 @@ class KafkaIO:
     """
 
     def __init__(self, settings: KafkaSettings, max_poll_records: int) -> None:
-        from kafka import ConsumerRebalanceListener, KafkaConsumer
+        from kafka import ConsumerRebalanceListener
 
         ConsumerRebalanceListener.register(_Listener)
         servers = settings.kafka_servers()
         timeout = settings.kafka_timeout_s
-        session_ms = int(settings.kafka_session_timeout_s * 1000)
+        self._settings, self._servers = settings, servers
         self._max_poll_records = max_poll_records
+        self._last_records = self._last_check = time.monotonic()
         self._positions: dict[Partition, int] = {}
         self._held: set[Partition] = set()
         self._broker_down = False
@@ -78,35 +83,45 @@ class KafkaIO:
         self._consumer: Any = None
         try:
             _await_topics(self.dead_letters.producer, [settings.kafka_topic, endpoint.topic])
-            self._consumer = KafkaConsumer(
-                bootstrap_servers=servers,
-                group_id=settings.kafka_group,
-                client_id="kept-consumer",
-                enable_auto_commit=False,
-                auto_offset_reset="earliest",
-                # At least the largest message a broker takes, or consumption could stall;
-                # a fetch of all partitions at most twice that, so that memory stays flat
-                # however long the backlog (the default is 50 MiB, more once decompressed).
-                max_partition_fetch_bytes=MAX_MESSAGE_BYTES,
-                fetch_max_bytes=2 * MAX_MESSAGE_BYTES,
-                session_timeout_ms=session_ms,
-                heartbeat_interval_ms=max(min(3000, session_ms // 3), 100),
-                bootstrap_timeout_ms=max(int(timeout * 1000), 1000),
-                request_timeout_ms=max(int(timeout * 1000), 30_000),
-                # New partitions, and a topic missed at the first join, seen within 30 s
-                # (the default refresh is every 5 minutes).
-                metadata_max_age_ms=30_000,
-            )
-            # The group's leader assigns partitions from its own consumer's metadata: learn
-            # the topic's partitions before joining, or a join that outruns that fetch is
-            # assigned nothing until the next refresh (kafka-python, seen under load).
-            self._consumer.partitions_for_topic(settings.kafka_topic)
-            self._consumer.subscribe([settings.kafka_topic], listener=_Listener(self))
+            self._consumer = self._connect()
         except BaseException:
             self.dead_letters.discard()
             if self._consumer is not None:
                 self._consumer.close(autocommit=False)
             raise
+
+    def _connect(self) -> Any:
+        """The group consumer of the event topic, subscribed (it joins at the first poll)."""
+        from kafka import KafkaConsumer
+
+        settings, servers = self._settings, self._servers
+        timeout = settings.kafka_timeout_s
+        session_ms = int(settings.kafka_session_timeout_s * 1000)
+        consumer = KafkaConsumer(
+            bootstrap_servers=servers,
+            group_id=settings.kafka_group,
+            client_id="kept-consumer",
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            # At least the largest message a broker takes, or consumption could stall;
+            # a fetch of all partitions at most twice that, so that memory stays flat
+            # however long the backlog (the default is 50 MiB, more once decompressed).
+            max_partition_fetch_bytes=MAX_MESSAGE_BYTES,
+            fetch_max_bytes=2 * MAX_MESSAGE_BYTES,
+            session_timeout_ms=session_ms,
+            heartbeat_interval_ms=max(min(3000, session_ms // 3), 100),
+            bootstrap_timeout_ms=max(int(timeout * 1000), 1000),
+            request_timeout_ms=max(int(timeout * 1000), 30_000),
+            # New partitions, and a topic missed at the first join, seen within 30 s
+            # (the default refresh is every 5 minutes).
+            metadata_max_age_ms=30_000,
+        )
+        # The group's leader assigns partitions from its own consumer's metadata: learn
+        # the topic's partitions before joining, or a join that outruns that fetch is
+        # assigned nothing until the next refresh (kafka-python, seen under load).
+        consumer.partitions_for_topic(settings.kafka_topic)
+        consumer.subscribe([settings.kafka_topic], listener=_Listener(self))
+        return consumer
 
     def poll(self, timeout_s: float) -> list[Message]:
         """Messages from the partitions not paused, in offset order per partition.
@@ -136,7 +151,51 @@ class KafkaIO:
                 messages.append(Message(tp.topic, tp.partition, r.offset, r.value, r.key))
             if batch:
                 self._positions[(tp.topic, tp.partition)] = batch[-1].offset + 1
+        if messages:
+            self._last_records = time.monotonic()
+        elif self._stalled():
+            self._reconnect()
         return messages
+
+    def _stalled(self) -> bool:
+        """No record for STALL_S while a partition held and not paused has records
+        waiting after its position: kafka-python stopped fetching (seen with 3.0.x right
+        after a join; asking the positions, as `position` does, is checked first)."""
+        from kafka.errors import KafkaError
+
+        now = time.monotonic()
+        if now - max(self._last_records, self._last_check) < STALL_S:
+            return False
+        self._last_check = now
+        held = set(self._consumer.assignment()) - set(self._consumer.paused())
+        if not held:
+            return False
+        try:
+            ends = self._consumer.end_offsets(list(held))
+            positions = {tp: self._consumer.position(tp, timeout_ms=5000) for tp in held}
+        except KafkaError:  # the broker is away: not a stall of the client
+            return False
+        # No position after asking for one (the reset did not complete) counts as behind.
+        waiting = {(tp.topic, tp.partition) for tp in held if (positions[tp] or 0) < ends[tp]}
+        if waiting:
+            log.warning(
+                "no record for %.0f s though %s have records waiting: reconnecting",
+                now - self._last_records,
+                _names(waiting),
+            )
+        return bool(waiting)
+
+    def _reconnect(self) -> None:
+        """A new consumer in place of a stalled one: it rejoins the group and resumes from
+        the committed offsets (nothing uncommitted is skipped)."""
+        old, self._consumer = self._consumer, None
+        try:
+            old.close(autocommit=False)
+        finally:
+            self._held.clear()
+            self._positions.clear()
+            self._consumer = self._connect()
+            self._last_records = time.monotonic()
 
     def pause(self) -> None:
         """Fetch nothing more until `resume` (the group membership stays alive)."""
