@@ -175,6 +175,8 @@ class Score(_Event):
     name: Name
     value: Annotated[float, Field(allow_inf_nan=False)]
     source: Literal["human", "llm", "code"]  # kept_wire.contract.SCORE_SOURCES
+    label: Name | None = None
+    """A verdict in words (`relevant`, `fail`), as OTel's evaluation events carry one."""
     comment: Comment | None = None
 
 

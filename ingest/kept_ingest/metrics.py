@@ -47,6 +47,13 @@ class IngestMetrics:
             ["type", "reason"],
             registry=r,
         )
+        self.otlp_records = Counter(
+            "kept_otlp_records",
+            "OTLP spans and log records by signal (traces, logs) and outcome: stored (as an "
+            "event), ignored (no GenAI model call or kept event) or rejected",
+            ["signal", "outcome"],
+            registry=r,
+        )
         self.events_duplicate = Counter(
             "kept_events_duplicate", "Events skipped because their event_id was stored", registry=r
         )

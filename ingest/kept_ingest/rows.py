@@ -135,7 +135,7 @@ def _survival(e: Survival) -> _Fields:
 
 
 def _score(e: Score) -> _Fields:
-    return e.name, e.value, "", e.comment or "", e.source, 0
+    return e.name, e.value, e.label or "", e.comment or "", e.source, 0
 
 
 _FEEDBACK_FIELDS: dict[type[Any], Callable[[Any], _Fields]] = {

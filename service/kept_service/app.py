@@ -18,6 +18,7 @@ from kept_service.api import (
     feedback,
     health,
     openapi,
+    otlp,
     panels,
     report,
     snippet,
@@ -80,7 +81,9 @@ def create_app(
     )
     app.add_middleware(SecurityHeaders)
     app.add_middleware(RequestMetrics)
-    modules = (events, tokens, feedback, snippet, health, admin, report, export, panels, alerts)
+    modules = (
+        events, otlp, tokens, feedback, snippet, health, admin, report, export, panels, alerts,
+    )  # fmt: skip
     for module in modules:
         app.include_router(module.router)
     return app

@@ -11,6 +11,7 @@ from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import NoDecode
 
 from kept_ingest.kafka_settings import KafkaSettings
+from kept_ingest.otlp.settings import OtlpSettings
 from kept_storage.datadir import DataDir
 from kept_storage.settings import StoreSettings, with_overrides
 from kept_wire.contract import (
@@ -27,11 +28,12 @@ REPLICA_SECRETS = {
 data directory when unset, and refused unset in Kafka mode (the intake's replica mode)."""
 
 
-class ServerSettings(KafkaSettings, StoreSettings):
+class ServerSettings(KafkaSettings, OtlpSettings, StoreSettings):
     """Every setting has a default that runs on one machine with no configuration.
 
     The `KEPT_KAFKA*` fields come from KafkaSettings and the store's (`KEPT_DATA`,
-    `KEPT_DSN`, ...) from StoreSettings, both shared with `kept consume`.
+    `KEPT_DSN`, ...) from StoreSettings, both shared with `kept consume`; the OTLP
+    receiver's (`KEPT_OTLP_*`) from OtlpSettings.
     """
 
     host: str = "127.0.0.1"
