@@ -72,15 +72,22 @@ FROM (
 GROUP BY project, generation_id
 """
 
+# A generation's rows (a retry past the dedup window, an OTel span and its supplement)
+# merge field by field: the first stored value that is set wins (argMin skips NULLs; the
+# -If forms skip empty strings and maps). Only supplements: not a generation (yet).
 _GENERATIONS = f"""
 SELECT project, generation_id, min(ts) AS gen_ts,
-    argMin(model, inserted_at) AS model, argMin(prompt_version, inserted_at) AS prompt_version,
-    argMin(metadata, inserted_at) AS metadata, argMin(latency_ms, inserted_at) AS latency_ms,
+    argMin(model, inserted_at) AS model,
+    argMinIf(prompt_version, inserted_at, prompt_version != '') AS prompt_version,
+    argMinIf(metadata, inserted_at, notEmpty(metadata)) AS metadata,
+    argMin(latency_ms, inserted_at) AS latency_ms,
     argMin(output_tokens, inserted_at) AS output_tokens, argMin(cost_usd, inserted_at) AS cost_usd,
-    argMin(output, inserted_at) AS output, argMin(output_captured, inserted_at) AS output_captured
+    argMinIf(output, inserted_at, output_captured) AS output,
+    max(output_captured) AS captured
 FROM generations
 WHERE (project, toDate(ts), generation_id) IN {_AFFECTED_KEYS}
 GROUP BY project, generation_id
+HAVING countIf(NOT supplement) > 0
 """
 
 _OUTCOME_KEY = "(project, toDate(gen_ts), generation_id) IN " + _AFFECTED_KEYS
@@ -109,7 +116,7 @@ SELECT {_OUTCOME_COLUMNS} FROM (
         g.model AS model, g.prompt_version AS prompt_version, g.metadata AS metadata,
         g.latency_ms AS latency_ms, g.output_tokens AS output_tokens, g.cost_usd AS cost_usd,
         toUInt8(f.accepted) AS accepted, f.vote AS vote, toUInt8(f.corrected) AS corrected,
-        if(f.corrected AND g.output_captured,
+        if(f.corrected AND g.captured,
            1 - editDistanceUTF8(g.output, f.correction)
                / greatest(lengthUTF8(g.output), lengthUTF8(f.correction), 1),
            NULL) AS correction_similarity,

@@ -129,6 +129,10 @@ class Generation(_Event):
     metadata: Annotated[dict[MetadataKey, MetadataValue], Field(max_length=MAX_METADATA_KEYS)] = (
         Field(default_factory=dict)
     )
+    supplement: Literal[True] | None = None
+    """True: this event fills in fields of a generation another event reports (an OTel
+    span's messages from its details event); readers merge them field by field, first
+    stored value first, and it is not counted as a generation of its own."""
 
 
 class Vote(_Event):

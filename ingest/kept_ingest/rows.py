@@ -21,7 +21,7 @@ from kept_ingest.contract import (
 GENERATION_COLUMNS = (
     "project", "ts", "generation_id", "event_id", "received_at", "user_id", "session_id",
     "model", "prompt_version", "input_format", "input", "output_captured", "output",
-    "latency_ms", "input_tokens", "output_tokens", "cost_usd", "metadata",
+    "latency_ms", "input_tokens", "output_tokens", "cost_usd", "metadata", "supplement",
 )  # fmt: skip
 FEEDBACK_COLUMNS = (
     "project", "ts", "generation_id", "type", "event_id", "received_at", "user_id",
@@ -107,7 +107,7 @@ def _generation_row(e: Generation, project: str, received_at: int) -> tuple[Any,
         project, ticks(e.ts), e.generation_id, e.event_id, received_at, e.user_id or "",
         e.session_id or "", e.model, e.prompt_version or "", input_format, input_text,
         e.output is not None, e.output or "", e.latency_ms, e.input_tokens, e.output_tokens,
-        e.cost_usd, e.metadata,
+        e.cost_usd, e.metadata, bool(e.supplement),
     )  # fmt: skip
 
 

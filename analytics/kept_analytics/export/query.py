@@ -123,15 +123,18 @@ def _live(filters: _Selection, day: bool, only: str = "1") -> str:
 
 
 def _texts(filters: _Selection, ids: str, day: bool) -> str:
-    """The text of the first stored copy of each selected generation."""
+    """The text of each selected generation: its first stored input and output, from
+    whichever of its rows carries them (outcomes.py merges rows the same way)."""
     when = "toDate(ts) = {day:Date} AND " if day else ""
     if not day and filters.spec.since is not None:
         # a generation's first row is in the window, so all of its rows are on or after since
         when = "ts >= {since:DateTime64(3, 'UTC')} AND "
     return f"""
-    SELECT project, generation_id, argMin(input_format, inserted_at) AS g_format,
-        argMin(input, inserted_at) AS g_input, argMin(output_captured, inserted_at) AS g_captured,
-        argMin(output, inserted_at) AS g_output
+    SELECT project, generation_id,
+        argMinIf(input_format, inserted_at, input_format != 'none') AS g_format,
+        argMinIf(input, inserted_at, input_format != 'none') AS g_input,
+        max(output_captured) AS g_captured,
+        argMinIf(output, inserted_at, output_captured) AS g_output
     FROM generations WHERE {filters.project()}{when}generation_id IN ({ids})
     GROUP BY project, generation_id
     """

@@ -91,11 +91,13 @@ def _event(name: str, attrs: Attributes, record: LogRecord, resource: Attributes
         if ref is None:
             raise Rejected("the details event has no span context (trace_id, span_id)")
         fields = generation_fields(attrs, resource, settings)
-        # The span of the same call is a generation too (with its latency): both parts
-        # share the generation id, and analytics merges them field by field.
+        # The span of the same call is the generation (with its latency); this event
+        # supplements it with the messages: both share the generation id, and readers
+        # merge them field by field.
         fields.update(
             generation_id=text(first(attrs, RESPONSE_ID)) or ref,
             event_id=event_id("details", ref),
+            supplement=True,
         )
     elif name == EVALUATION_EVENT:
         fields = score_fields(attrs, _generation_id(attrs, record, RESPONSE_ID))
