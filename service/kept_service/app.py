@@ -43,7 +43,7 @@ class KeptAPI(FastAPI):
     def openapi(self) -> dict[str, Any]:
         if self.openapi_schema is None:
             document = super().openapi()
-            for schemas in (events.SCHEMAS, tokens.SCHEMAS, feedback.SCHEMAS):
+            for schemas in (events.SCHEMAS, tokens.SCHEMAS, feedback.SCHEMAS, otlp.SCHEMAS):
                 openapi.add_components(document, schemas)
             self.openapi_schema = document
         return self.openapi_schema

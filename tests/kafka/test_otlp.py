@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
@@ -42,7 +43,7 @@ def test_otlp_goes_through_kafka_into_the_store(broker: Broker, data_dir: Path) 
             SimpleLogRecordProcessor(OTLPLogExporter(server.url + "/v1/logs", headers=headers))
         )
         tracer, logger = tracers.get_tracer("app"), loggers.get_logger("app")
-        call = {
+        call: dict[str, Any] = {
             "gen_ai.operation.name": "chat",
             "gen_ai.request.model": "gpt-4o-mini",
             "gen_ai.response.id": "chatcmpl-k1",

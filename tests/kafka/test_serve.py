@@ -91,4 +91,22 @@ def test_intake_answers_503_while_kafka_is_unreachable(data_dir: Path) -> None:
         assert answer.status == 503
         assert {k.lower(): v for k, v in answer.headers.items()}["retry-after"] == "5"
         assert "Kafka did not take the events" in answer.body["message"]
+        # OTLP the same, in its own words: 503, Retry-After and a google.rpc.Status.
+        body = {
+            "resourceSpans": [{"scopeSpans": [{"spans": [{
+                "traceId": "5b8efff798038103d269b633813fc60c", "spanId": "eee19b7ec3c1b174",
+                "name": "chat", "startTimeUnixNano": str(time.time_ns() - 10**9),
+                "endTimeUnixNano": str(time.time_ns()),
+                "attributes": [
+                    {"key": "gen_ai.operation.name", "value": {"stringValue": "chat"}},
+                    {"key": "gen_ai.request.model", "value": {"stringValue": "m"}},
+                ],
+            }]}]}]
+        }  # fmt: skip
+        headers = {"Authorization": f"Bearer {server.key}"}
+        answer = http("POST", server.url + "/v1/traces", body, headers)
+        assert answer.status == 503
+        assert {k.lower(): v for k, v in answer.headers.items()}["retry-after"] == "5"
+        assert answer.body["code"] == 14  # UNAVAILABLE
+        assert "Kafka did not take the events" in answer.body["message"]
         assert server.stop() in (0, -signal.SIGTERM)  # uvicorn re-raises the signal once done

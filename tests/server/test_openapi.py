@@ -14,6 +14,8 @@ from tests.helpers import InProcessServer, feedback, generation, http
 
 Document = dict[str, Any]
 ERROR_BODY = "#/components/schemas/ErrorBody"
+OTLP_STATUS = "#/components/schemas/OtlpStatus"
+OTLP_ROUTES = ("/v1/traces", "/v1/logs")
 READERS: list[dict[str, list[str]]] = [{"projectKey": []}, {"adminToken": []}]
 
 
@@ -144,6 +146,8 @@ def test_security_is_declared_where_credentials_are_needed(document: Document) -
         assert (schemes[name]["type"], schemes[name]["scheme"]) == ("http", "bearer")
     expected = {
         ("post", "/v1/events"): [{"projectKey": []}],
+        ("post", "/v1/traces"): [{"projectKey": []}],
+        ("post", "/v1/logs"): [{"projectKey": []}],
         ("post", "/v1/feedback-tokens"): [{"projectKey": []}],
         ("post", "/v1/feedback"): [{"feedbackToken": []}, {}],  # or the token in the body
         ("get", "/v1/report"): READERS,
@@ -175,7 +179,8 @@ def test_refusals_are_declared_with_the_error_body(document: Document) -> None:
         security = op.get("security", [])
         if op.get("parameters") or op.get("requestBody") or security:
             assert refusals, where
-        if op.get("parameters") or op.get("requestBody"):
+        otlp = path in OTLP_ROUTES  # OTLP's own refusal body, and no 422 in its protocol
+        if (op.get("parameters") or op.get("requestBody")) and not otlp:
             assert "422" in refusals, where
         if security:
             assert "401" in refusals, where
@@ -184,11 +189,12 @@ def test_refusals_are_declared_with_the_error_body(document: Document) -> None:
         for code, response in refusals.items():
             if (path, code) == ("/readyz", "503"):
                 continue  # readiness has its own body
-            assert _error_ref(response) == ERROR_BODY, (method, path, code)
+            body = OTLP_STATUS if otlp else ERROR_BODY
+            assert _error_ref(response) == body, (method, path, code)
             assert response["description"], (method, path, code)
-    for code in ("429", "503"):
-        headers = operation(document, "post", "/v1/events")["responses"][code]["headers"]
-        assert "Retry-After" in headers
+    for path in ("/v1/events", *OTLP_ROUTES):
+        for code in ("429", "503"):
+            assert "Retry-After" in operation(document, "post", path)["responses"][code]["headers"]
     error = document["components"]["schemas"]["ErrorBody"]
     assert set(error["required"]) == {"error", "message"}
     assert "HTTPValidationError" not in document["components"]["schemas"]

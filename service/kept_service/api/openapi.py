@@ -17,6 +17,7 @@ from pydantic import BaseModel
 from kept_analytics.export import ExportSpec
 from kept_analytics.params import ALPHA_RANGE
 from kept_ingest.contract import EVENT_ADAPTER
+from kept_ingest.otlp.payload import JSON, PROTOBUF
 from kept_service.api.errors import ErrorBody
 
 REF = "#/components/schemas/{model}"
@@ -53,6 +54,69 @@ def refusals(*codes: int, challenge: bool = True, **notes: str) -> dict[int | st
             response["headers"] = _CHALLENGE
         responses[code] = response
     return responses
+
+
+OTLP_STATUS = "OtlpStatus"
+OTLP_SCHEMAS = {
+    OTLP_STATUS: {
+        "title": OTLP_STATUS,
+        "description": "google.rpc.Status, as OTLP answers refusals (protobuf or JSON, as "
+        "the request was sent; JSON when its Content-Type was neither).",
+        "type": "object",
+        "properties": {
+            "code": {"type": "integer", "description": "The gRPC status code"},
+            "message": {"type": "string"},
+        },
+        "required": ["code", "message"],
+    }
+}
+_BINARY = {"schema": {"type": "string", "format": "binary"}}
+
+
+def otlp_body(request: str) -> dict[str, Any]:
+    """The `openapi_extra=` of an OTLP route: its body is the collector's `request`
+    message, in protobuf or OTLP/JSON."""
+    note = f"An OTLP `{request}`, protobuf or OTLP/JSON (ids in hex); gzip allowed."
+    return {
+        "requestBody": {
+            "required": True,
+            "description": note,
+            "content": {PROTOBUF: _BINARY, JSON: {"schema": {"type": "object"}}},
+        }
+    }
+
+
+def otlp_answers(answer: str, **notes: str) -> dict[int | str, dict[str, Any]]:
+    """The `responses=` of an OTLP route: 200 with `answer`, refusals with a Status."""
+    status = {"schema": {"$ref": REF.format(model=OTLP_STATUS)}}
+    responses: dict[int | str, dict[str, Any]] = {
+        200: {
+            "description": f"Stored: an `{answer}`, whose partial_success names the records "
+            "that were not.",
+            "content": {PROTOBUF: _BINARY, JSON: {"schema": {"type": "object"}}},
+        }
+    }
+    for code in (400, 401, 413, 415, 429, 503):
+        response: dict[str, Any] = {
+            "description": notes.get(f"e{code}", _OTLP_REFUSALS[code]),
+            "content": {JSON: status, PROTOBUF: _BINARY},
+        }
+        if code in (429, 503):
+            response["headers"] = _RETRY_AFTER
+        elif code == 401:
+            response["headers"] = _CHALLENGE
+        responses[code] = response
+    return responses
+
+
+_OTLP_REFUSALS = {
+    400: "The body is not an OTLP request of its encoding (truncated, invalid, ids not hex).",
+    401: "Missing or invalid project key.",
+    413: "The body, inflated or not, or its number of GenAI records, is over the limit.",
+    415: "Content-Type is neither application/x-protobuf nor application/json.",
+    429: "Too many events wait to be stored; retry after `Retry-After`.",
+    503: "The store or Kafka did not take the events; `Retry-After`.",
+}
 
 
 # ---- query parameters -----------------------------------------------------------------

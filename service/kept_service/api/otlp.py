@@ -22,6 +22,7 @@ from kept_ingest.otlp.logs import map_logs
 from kept_ingest.otlp.records import Tally
 from kept_ingest.otlp.settings import OtlpSettings
 from kept_ingest.otlp.spans import map_traces
+from kept_service.api import openapi
 from kept_service.api.auth import IntakeProject
 from kept_service.api.bodies import BodyTooLarge, inflate, off_loop, read_raw
 from kept_service.api.deps import RuntimeDep
@@ -61,6 +62,7 @@ class OtlpRoute(APIRoute):
 
 
 router = APIRouter(tags=["opentelemetry"], route_class=OtlpRoute)
+SCHEMAS = openapi.OTLP_SCHEMAS
 
 Mapper = Callable[[Any, OtlpSettings], Tally]
 Answer = Callable[[int, str], Message]
@@ -109,41 +111,10 @@ async def _export(request: Request, runtime: Runtime, project: str, signal: str,
     return Response(body, 200, media_type=kind)
 
 
-_BODY = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            payload.PROTOBUF: {"schema": {"type": "string", "format": "binary"}},
-            payload.JSON: {"schema": {"type": "object"}},
-        },
-    }
-}
-_ANSWER: dict[int | str, dict[str, Any]] = {
-    200: {
-        "description": "Stored; a partial success names the records that were not.",
-        "content": {
-            payload.PROTOBUF: {"schema": {"type": "string", "format": "binary"}},
-            payload.JSON: {"schema": {"type": "object"}},
-        },
-    },
-}
-_REFUSALS: dict[int | str, dict[str, Any]] = {
-    code: {"description": description}
-    for code, description in {
-        400: "The body is not an OTLP request of its encoding (google.rpc.Status body).",
-        401: "Missing or invalid project key.",
-        413: "The body, inflated or not, or its number of GenAI records, is over the limit.",
-        415: "Content-Type is neither application/x-protobuf nor application/json.",
-        429: "Too many events are waiting to be stored; retry after Retry-After.",
-        503: "The store or Kafka did not take the events; retry after Retry-After.",
-    }.items()
-}
-
-
 @router.post(
     "/v1/traces",
-    openapi_extra=_BODY,
-    responses={**_ANSWER, **_REFUSALS},
+    openapi_extra=openapi.otlp_body("ExportTraceServiceRequest"),
+    responses=openapi.otlp_answers("ExportTraceServiceResponse"),
     response_class=Response,
 )
 async def post_traces(request: Request, runtime: RuntimeDep, project: IntakeProject) -> Response:
@@ -157,8 +128,8 @@ async def post_traces(request: Request, runtime: RuntimeDep, project: IntakeProj
 
 @router.post(
     "/v1/logs",
-    openapi_extra=_BODY,
-    responses={**_ANSWER, **_REFUSALS},
+    openapi_extra=openapi.otlp_body("ExportLogsServiceRequest"),
+    responses=openapi.otlp_answers("ExportLogsServiceResponse"),
     response_class=Response,
 )
 async def post_logs(request: Request, runtime: RuntimeDep, project: IntakeProject) -> Response:
