@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 
 Attributes = Mapping[str, Any]
+_INTEGER = re.compile(r"[+-]?[0-9]{1,18}")
 
 
 def value_of(value: AnyValue) -> Any:
@@ -51,7 +53,9 @@ def integer(value: Any) -> Any:
     differ), anything else is passed on for the contract to refuse by name."""
     if isinstance(value, float) and value.is_integer():
         return int(value)
-    if isinstance(value, str) and value.strip().isdigit():
+    # ASCII digits, signed, and few enough for int() (str.isdigit() also takes "²", and
+    # Python refuses over 4300 digits); anything else is left for the contract to refuse.
+    if isinstance(value, str) and _INTEGER.fullmatch(value.strip()):
         return int(value)
     return value
 

@@ -85,6 +85,8 @@ def _openinference(items: list[dict[str, Any]]) -> list[dict[str, str]]:
         if content is None:
             parts = indexed(item, "message.contents")
             content = "\n".join(text(p.get("message_content.text")) or text(p) or "" for p in parts)
+        if not content and any(k.startswith("message.tool_calls.") for k in item):
+            content = text(indexed(item, "message.tool_calls"))  # as _openllmetry does
         role = str(item.get("message.role") or "user")
         out.append({"role": role, "content": text(content) or ""})
     return out

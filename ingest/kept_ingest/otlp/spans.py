@@ -46,13 +46,13 @@ SESSION = ("session.id", "gen_ai.conversation.id")
 
 def is_model_call(attrs: Attributes) -> bool:
     operation = attrs.get("gen_ai.operation.name")
-    if operation is not None:
-        return operation in MODEL_CALLS
+    if operation is not None:  # `in` a set: an array or kvlist value would raise
+        return isinstance(operation, str) and operation in MODEL_CALLS
     if attrs.get("openinference.span.kind") == "LLM":
         return True
     request_type = attrs.get("llm.request.type")
     if request_type is not None:
-        return request_type in _OLD_REQUEST_TYPES
+        return isinstance(request_type, str) and request_type in _OLD_REQUEST_TYPES
     return attrs.get("gen_ai.system") is not None and first(attrs, MODEL) is not None
 
 
