@@ -7,9 +7,12 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import threading
+import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
@@ -26,7 +29,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 
 from kept_wire.contract import MAX_TEXT_CHARS
-from tests.helpers import InProcessServer
+from tests.helpers import InProcessServer, generation, in_process_server
 from tests.otlp.test_mapping import (
     feedback,
     logs,
@@ -324,3 +327,21 @@ def test_spans_that_are_no_model_calls_are_counted_not_stored(server: InProcessS
     assert stored(server) == (0, 0)
     ignored = server.metric("kept_otlp_records_total", IGNORED_SPANS) - ignored_before
     assert ignored == 6
+
+
+# ---- overload -----------------------------------------------------------------------------
+
+
+def test_overload_answers_429_with_retry_after(tmp_path: Path) -> None:
+    # A long linger keeps the first request's rows pending while the export arrives.
+    with in_process_server(
+        tmp_path / "data", pending_max_rows=5, batch_linger_ms=1500, analytics_interval_s=0
+    ) as server:
+        first = threading.Thread(target=lambda: server.post([generation() for _ in range(5)]))
+        first.start()
+        time.sleep(0.5)
+        answer = export(server, good_request().SerializeToString())
+        first.join()
+        refused(answer, 429, RESOURCE_EXHAUSTED, "retry later")
+        assert int({k.lower(): v for k, v in answer.headers.items()}["retry-after"]) >= 1
+        assert stored(server) == (5, 0)
