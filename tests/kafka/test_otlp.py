@@ -9,39 +9,22 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
-from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-from opentelemetry.sdk._logs import LoggerProvider
-from opentelemetry.sdk._logs.export import SimpleLogRecordProcessor
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
 from tests.helpers import run_kept, serve_process
 from tests.kafka.broker import Broker, read_events, unique
-from tests.kafka.test_serve import SHARED_SECRETS, metric
+from tests.kafka.test_serve import SHARED_SECRETS, kafka_mode, metric
+from tests.otlp.pipelines import exporting_to
 
 pytestmark = pytest.mark.slow
 
 
 def test_otlp_goes_through_kafka_into_the_store(broker: Broker, data_dir: Path) -> None:
     topic = unique("otlp")
-    env = {
-        "KEPT_KAFKA": broker.bootstrap,
-        "KEPT_KAFKA_TOPIC": topic,
-        "KEPT_KAFKA_GROUP": unique("g"),
-        "KEPT_KAFKA_BATCH_MAX_MS": "100",
-        **SHARED_SECRETS,
-    }
-    with serve_process(data_dir, None, **env) as server:
-        headers = {"Authorization": f"Bearer {server.key}"}
-        tracers = TracerProvider()
-        tracers.add_span_processor(
-            SimpleSpanProcessor(OTLPSpanExporter(server.url + "/v1/traces", headers=headers))
-        )
-        loggers = LoggerProvider()
-        loggers.add_log_record_processor(
-            SimpleLogRecordProcessor(OTLPLogExporter(server.url + "/v1/logs", headers=headers))
-        )
+    env = kafka_mode(broker, topic)
+    with (
+        serve_process(data_dir, None, **env) as server,
+        exporting_to(server.url, server.key) as (tracers, loggers),
+    ):
         tracer, logger = tracers.get_tracer("app"), loggers.get_logger("app")
         call: dict[str, Any] = {
             "gen_ai.operation.name": "chat",
@@ -78,8 +61,8 @@ def test_otlp_goes_through_kafka_into_the_store(broker: Broker, data_dir: Path) 
                 "kept.feedback.name": "accept",
             },
         )
-        tracers.shutdown()
-        loggers.shutdown()
+        tracers.force_flush()
+        loggers.force_flush()
 
         found = [event for _, event in read_events(broker, topic, 4, timeout=30)]
         by_type = {(e["type"], e.get("supplement", False)): e for e in found}

@@ -26,15 +26,20 @@ def metric(url: str, name: str) -> float:
     return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(name))
 
 
-def test_intake_goes_through_kafka_into_the_store(broker: Broker, data_dir: Path) -> None:
-    topic = unique("serve")
-    env = {
+def kafka_mode(broker: Broker, topic: str) -> dict[str, str]:
+    """`kept serve`'s environment in Kafka mode: a topic and group of the test's own."""
+    return {
         "KEPT_KAFKA": broker.bootstrap,
         "KEPT_KAFKA_TOPIC": topic,
         "KEPT_KAFKA_GROUP": unique("g"),
         "KEPT_KAFKA_BATCH_MAX_MS": "100",
         **SHARED_SECRETS,
     }
+
+
+def test_intake_goes_through_kafka_into_the_store(broker: Broker, data_dir: Path) -> None:
+    topic = unique("serve")
+    env = kafka_mode(broker, topic)
     with serve_process(data_dir, None, **env) as server:
         events = []
         for _ in range(50):

@@ -11,16 +11,13 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
-from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
-from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk._logs import LoggerProvider
-from opentelemetry.sdk._logs.export import SimpleLogRecordProcessor
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
 from kept_analytics.export import ExportSpec, Summary, default_redact, run
 from kept_analytics.report import ReportSpec, report
 from tests.helpers import InProcessServer
+from tests.otlp.pipelines import exporting_to
 
 SYSTEM = "Answer in one word."
 QUESTION = "Capital of France?"
@@ -71,18 +68,8 @@ class App:
 
 @pytest.fixture
 def app(server: InProcessServer) -> Iterator[App]:
-    headers = {"Authorization": f"Bearer {server.key}"}
-    tracers = TracerProvider()
-    tracers.add_span_processor(
-        SimpleSpanProcessor(OTLPSpanExporter(server.url + "/v1/traces", headers=headers))
-    )
-    loggers = LoggerProvider()
-    loggers.add_log_record_processor(
-        SimpleLogRecordProcessor(OTLPLogExporter(server.url + "/v1/logs", headers=headers))
-    )
-    yield App(tracers, loggers)
-    tracers.shutdown()
-    loggers.shutdown()
+    with exporting_to(server.url, server.key) as (tracers, loggers):
+        yield App(tracers, loggers)
 
 
 def _report(server: InProcessServer) -> list[dict[str, Any]]:
