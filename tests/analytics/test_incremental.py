@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 
-from kept_analytics.outcomes import RunResult
+from kept_analytics.outcomes import RunResult, spans
 from kept_analytics.report import ReportSpec, report
 from kept_storage import Store
 from tests.helpers import InProcessServer
@@ -58,3 +58,11 @@ def test_incremental_run_reads_only_affected_generations(server: InProcessServer
 def test_idle_run_touches_nothing(server: InProcessServer) -> None:
     _run(server)
     assert _run(server).generations == 0
+
+
+def test_consecutive_days_are_folded_together_up_to_the_limit() -> None:
+    d = [date(2026, 11, day) for day in range(1, 7)]
+    counts = [(d[0], 3), (d[1], 1), (d[2], 9), (d[3], 12), (d[4], 2), (d[5], 1)]
+    assert spans(counts, 10) == [(d[0], d[1]), (d[2], d[2]), (d[3], d[3]), (d[4], d[5])]
+    assert spans(counts, 1000) == [(d[0], d[5])]
+    assert spans([], 10) == []
