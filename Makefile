@@ -98,6 +98,7 @@ $(VENV)/.bench-peers: pyproject.toml | $(BIN)/python
 ## bench: print throughput, latency and memory figures on this machine (takes a while)
 bench: $(VENV)/.dev $(VENV)/.bench-peers $(KAFKA_LIBS)
 	$(BIN)/python benchmarks/intake.py
+	$(BIN)/python benchmarks/otlp.py
 	$(BIN)/python benchmarks/attacks.py
 	$(BIN)/python benchmarks/sdk_enqueue.py
 	$(BIN)/python benchmarks/sdk_peers.py
