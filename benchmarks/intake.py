@@ -1,8 +1,11 @@
 """HTTP intake throughput: batched POSTs against a real `kept serve` on loopback.
 
-Prints events/s made durable (202 means stored in the embedded ClickHouse). Bodies are
+Prints events/s made durable (202 means stored), into the embedded store and into a
+ClickHouse server of its own (deploy/clickhouse-local). Bodies are
 encoded before the clock starts, so the load generator costs little CPU; client and
-server still share this machine's cores, so the figure is a floor.
+server still share this machine's cores, so the figure is a floor. The ceiling, measured in
+the same run (benchmarks/_ceilings.py): chDB alone taking the same rows (made beforehand)
+through the driver, with no HTTP, validation, dedup or row building.
 
     .venv/bin/python benchmarks/intake.py [--seconds 20] [--batch 1000] [--clients 4]
 """
@@ -12,16 +15,24 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
-import sys
 import tempfile
 import threading
 import time
 import uuid
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from tests.helpers import serve_process
+import _paths  # noqa: F401 - first: puts the repository on the path, this folder off it
+
+from benchmarks._ceilings import batches, cpu_seconds, insert_rate, ratio
+from kept_ingest.decode import decode_json_array
+from kept_storage import chdb_dsn
+from tests.clickhouse import local_clickhouse
+from tests.helpers import ServeProcess, serve_process
+
+CEILING_EVENTS = 100_000
+"""Events of the bodies whose rows make the insert ceiling."""
 
 
 def make_body(batch: int, rng_seed: int) -> bytes:
@@ -71,6 +82,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--batch", type=int, default=1000)
     parser.add_argument("--clients", type=int, default=4)
+    parser.add_argument("--store", choices=["embedded", "ClickHouse"], help="only this store")
     args = parser.parse_args()
     per_client = int(60_000 * args.seconds / args.batch / args.clients) + 2
     print(f"encoding {per_client * args.clients} bodies of {args.batch} events ...", flush=True)
@@ -78,30 +90,62 @@ def main() -> None:
         [make_body(args.batch, c * per_client + i) for i in range(per_client)]
         for c in range(args.clients)
     ]
-    with tempfile.TemporaryDirectory() as tmp, serve_process(Path(tmp) / "data") as server:
-        warm = [0]
-        client_loop(server.url, server.key, bodies[0][:2], time.monotonic() + 60, warm)
-        counts: list[list[int]] = [[] for _ in range(args.clients)]
-        started = time.monotonic()
-        stop = started + args.seconds
-        threads = [
-            threading.Thread(
-                target=client_loop, args=(server.url, server.key, bodies[c][2:], stop, counts[c])
-            )
-            for c in range(args.clients)
-        ]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        elapsed = time.monotonic() - started
-        events = sum(sum(c) for c in counts)
-        requests = sum(len(c) for c in counts)
-        print(
-            f"intake: {events / elapsed:,.0f} events/s durable "
-            f"({events:,} events in {requests:,} requests of {args.batch}, "
-            f"{args.clients} clients, {elapsed:.1f} s)"
-        )
+    events = [
+        e for body in bodies[0][: CEILING_EVENTS // args.batch] for e in decode_json_array(body)
+    ]
+    rows = batches(events, "bench")
+    with tempfile.TemporaryDirectory(prefix="kept-bench-intake-") as tmp:
+        (Path(tmp) / "clickhouse").mkdir()
+        with local_clickhouse(Path(tmp) / "clickhouse") as url:
+            stores = {
+                "the embedded store": ({}, (chdb_dsn(Path(tmp) / "ceiling"), "kept")),
+                "the ClickHouse server": (
+                    {"KEPT_DSN": url, "KEPT_DATABASE": "intake"},
+                    (url, "ceiling"),
+                ),
+            }
+            for name, (env, (dsn, database)) in stores.items():
+                if args.store and args.store not in name:
+                    continue
+                ceiling, cpu_us = insert_rate(dsn, database, rows)
+                print(
+                    f"ceiling: raw insert of the same rows into {name}: {ceiling:,.0f} events/s"
+                    f" ({cpu_us:.1f} µs CPU per event in the inserting process)"
+                )
+                data = Path(tmp) / f"data-{database}"
+                with serve_process(data, **env) as server:
+                    rate = run_clients(server, bodies, args, name)
+                print(f"  {ratio(rate, ceiling)} of the insert ceiling", flush=True)
+
+
+def run_clients(server: ServeProcess, bodies: list[list[bytes]], args: Any, name: str) -> float:
+    """Events/s made durable by `args.clients` clients posting `bodies` for `args.seconds`;
+    prints them with the server's CPU time per event (all its threads)."""
+    url, key, pid = server.url, server.key, server.process.pid
+    warm = [0]
+    client_loop(url, key, bodies[0][:2], time.monotonic() + 60, warm)
+    counts: list[list[int]] = [[] for _ in range(args.clients)]
+    started, cpu = time.monotonic(), cpu_seconds(pid)
+    stop = started + args.seconds
+    threads = [
+        threading.Thread(target=client_loop, args=(url, key, bodies[c][2:], stop, counts[c]))
+        for c in range(args.clients)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    elapsed, cpu = time.monotonic() - started, cpu_seconds(pid) - cpu
+    events = sum(sum(c) for c in counts)
+    requests = sum(len(c) for c in counts)
+    print(
+        f"intake into {name}: {events / elapsed:,.0f} events/s durable "
+        f"({events:,} events in {requests:,} requests of {args.batch}, "
+        f"{args.clients} clients, {elapsed:.1f} s); server CPU {cpu / events * 1e6:.1f} µs "
+        f"per event ({events / cpu:,.0f} events per CPU-second)",
+        flush=True,
+    )
+    return events / elapsed
 
 
 if __name__ == "__main__":

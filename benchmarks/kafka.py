@@ -12,7 +12,12 @@ ClickHouse server (deploy/clickhouse-local) on free ports.
    event is stored. Sustained is measured from the first stored batch to the last
    (process start and store migrations excluded); the overall figure includes them. Peak
    memory is the process's high-water mark (VmHWM): with the whole backlog waiting, it
-   shows whether memory stays flat.
+   shows whether memory stays flat. CPU time per event (the process's, all threads) is
+   the figure to compare across runs on a shared machine: events/s follow the load.
+3. Ceilings, measured in the same run (benchmarks/_ceilings.py): kafka-python alone
+   reading the same topic (nothing decoded), and each store alone taking the same rows
+   through the driver (made beforehand); each consumer figure is printed as a share of
+   the lower of the two, which is what one process could at best reach.
 
     .venv/bin/python benchmarks/kafka.py [--events 300000] [--batch 500]
 """
@@ -26,9 +31,13 @@ from pathlib import Path
 
 import _paths  # noqa: F401 - first: puts the repository on the path, this folder off it
 
+from benchmarks._ceilings import batches, cpu_seconds, fetch_rate, insert_rate, ratio
 from kept import Client
 from kept.transports import Outcome
 from kept.transports.kafka import KafkaTransport
+from kept_ingest.contract import Event
+from kept_ingest.decode import DecodeLimits, decode_json_array
+from kept_storage import chdb_dsn
 from kept_wire.encoding import Record, encode_event, new_id
 from tests.clickhouse import local_clickhouse
 from tests.helpers import free_port
@@ -95,24 +104,28 @@ def client_rate(broker: Broker, topic: str, generations: int, batch: int) -> flo
 
 def consumer_rate(
     broker: Broker, topic: str, total: int, store: dict[str, str]
-) -> tuple[float, float, float]:
-    """(sustained events/s, overall events/s, peak RSS in MiB) of one `kept consume`."""
+) -> tuple[float, float, float, float]:
+    """(sustained events/s, overall events/s, peak RSS in MiB, CPU µs per event while
+    sustained) of one `kept consume`. CPU time per event moves little with the load of
+    the machine's other processes, unlike events/s."""
     group = unique("bench")
     started = time.perf_counter()
     with consume_process(broker, topic, group, **store) as consumer:
-        first: tuple[float, float] | None = None
+        pid = consumer.process.pid
+        first: tuple[float, float, float] | None = None
         while (done := consumer.inserted()) < total:
             if consumer.process.poll() is not None:
                 raise SystemExit("kept consume exited:\n" + consumer.log)
             if first is None and done > 0:
-                first = (time.perf_counter(), done)
+                first = (time.perf_counter(), done, cpu_seconds(pid))
             time.sleep(0.1)
-        finished = time.perf_counter()
-        peak = peak_rss_mib(consumer.process.pid)
+        finished, cpu = time.perf_counter(), cpu_seconds(pid)
+        peak = peak_rss_mib(pid)
         consumer.stop()
     assert first is not None
     sustained = (total - first[1]) / (finished - first[0])
-    return sustained, total / (finished - started), peak
+    cpu_us = (cpu - first[2]) / (total - first[1]) * 1e6
+    return sustained, total / (finished - started), peak, cpu_us
 
 
 def peak_rss_mib(pid: int) -> float:
@@ -122,8 +135,14 @@ def peak_rss_mib(pid: int) -> float:
     return float("nan")
 
 
-def report(what: str, rate: float) -> None:
-    print(f"{what + ':':<66} {rate:>8,.0f} events/s", flush=True)
+def report(what: str, rate: float, note: str = "") -> None:
+    print(f"{what + ':':<66} {rate:>8,.0f} events/s{'  ' + note if note else ''}", flush=True)
+
+
+def decoded(encoded: list[bytes]) -> list[Event]:
+    """The events as the consumer decodes them (for the insert ceiling's rows)."""
+    limits = DecodeLimits(max_events=len(encoded))
+    return decode_json_array(b"[" + b",".join(encoded) + b"]", limits)
 
 
 def main() -> None:
@@ -143,19 +162,50 @@ def main() -> None:
             report(f"SDK Kafka transport, send() of {args.batch}-event batches (acks=all)", rate)
             rate = client_rate(broker, unique("client"), 20_000, args.batch)
             report("SDK client, 60,000 events from the log calls to acknowledged", rate)
-            broker.read_all(topic, sum(end_offsets(broker, topic).values()), timeout=600)
+            messages = sum(end_offsets(broker, topic).values())
+            per_message = len(encoded) / messages
+            fetch_rate(broker.bootstrap, topic, messages)  # warms the broker's JIT and cache
+            fetched = fetch_rate(broker.bootstrap, topic, messages) * per_message
+            report(f"ceiling: kafka-python raw fetch ({per_message:.0f} events a message)", fetched)
+            print(f"{'  the same in messages:':<66} {fetched / per_message:>8,.0f} messages/s")
+            rows = batches(decoded(encoded))
             (Path(tmp) / "clickhouse").mkdir()
             with local_clickhouse(Path(tmp) / "clickhouse") as url:
                 stores = {
-                    "the embedded store": {"KEPT_DATA": str(Path(tmp) / "data")},
-                    "the ClickHouse server": {"KEPT_DSN": url, "KEPT_DATABASE": "bench"},
+                    "the embedded store": (
+                        {"KEPT_DATA": str(Path(tmp) / "data")},
+                        (chdb_dsn(Path(tmp) / "ceiling"), "kept"),
+                    ),
+                    "the ClickHouse server": (
+                        {"KEPT_DSN": url, "KEPT_DATABASE": "bench"},
+                        (url, "ceiling"),
+                    ),
                 }
-                for name, store in stores.items():
+                for name, (store, (dsn, database)) in stores.items():
+                    inserted, insert_cpu = insert_rate(dsn, database, rows)
+                    report(
+                        f"ceiling: raw insert of the same rows into {name}",
+                        inserted,
+                        f"{insert_cpu:.1f} µs CPU per event in the inserting process",
+                    )
+                    ceiling = min(fetched, inserted)
                     print(f"consuming {len(encoded):,} events into {name} ...", flush=True)
-                    sustained, overall, peak = consumer_rate(broker, topic, len(encoded), store)
-                    report(f"kept consume into {name}, sustained", sustained)
+                    sustained, overall, peak, cpu_us = consumer_rate(
+                        broker, topic, len(encoded), store
+                    )
+                    report(
+                        f"kept consume into {name}, sustained",
+                        sustained,
+                        f"{ratio(sustained, ceiling)} of the lower ceiling "
+                        f"(fetch {ratio(sustained, fetched)}, insert {ratio(sustained, inserted)})",
+                    )
                     report(f"kept consume into {name}, overall (start, migrations)", overall)
                     print(f"{'  peak memory (VmHWM):':<66} {peak:>8,.0f} MiB", flush=True)
+                    print(
+                        f"{'  CPU time per event, sustained (all threads):':<66} {cpu_us:>8.1f} µs"
+                        f"  ({1e6 / cpu_us:,.0f} events per CPU-second)",
+                        flush=True,
+                    )
         finally:
             broker.shutdown()
 

@@ -14,7 +14,7 @@ project's event id must never hide another project's event.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from uuid import UUID
 
 from kept_storage import Store
@@ -24,7 +24,8 @@ class RecentIds:
     """A bounded set of (project, event id) with first-in, first-out eviction.
 
     Not thread-safe. A key is one int, the project's number above the id's 128 bits:
-    as small in memory as the id alone.
+    as small in memory as the id alone. Batches are handled whole (`keys`, `fresh`,
+    `remember`): per event, a Python call cost as much as the insert itself.
     """
 
     def __init__(self, capacity: int) -> None:
@@ -36,23 +37,59 @@ class RecentIds:
     def __len__(self) -> int:
         return len(self._ids)
 
+    def _base(self, project: str) -> int:
+        base = self._projects.get(project)
+        if base is None:
+            base = self._projects[project] = (len(self._projects) + 1) << 128
+        return base
+
     def key(self, project: str, event_id: UUID) -> int:
         """The id's key within `project`."""
-        number = self._projects.setdefault(project, len(self._projects) + 1)
-        return (number << 128) | event_id.int
+        return self._base(project) | event_id.int
+
+    def keys(self, projects: Sequence[str], event_ids: Sequence[UUID]) -> list[int]:
+        """The keys of a batch's ids (a batch is nearly always of one project)."""
+        if not projects:
+            return []
+        if projects.count(projects[0]) == len(projects):
+            base = self._base(projects[0])
+            return [base | event_id.int for event_id in event_ids]
+        return [self._base(p) | e.int for p, e in zip(projects, event_ids, strict=True)]
 
     def seen(self, key: int) -> bool:
         return key in self._ids
 
+    def fresh(self, keys: Sequence[int]) -> list[bool] | None:
+        """Mask of keys neither remembered nor repeated earlier in `keys`; None when all
+        are (the common case, checked at C speed)."""
+        ids = self._ids
+        if ids.isdisjoint(keys) and len(set(keys)) == len(keys):
+            return None
+        mask, seen = [], set()
+        for key in keys:
+            mask.append(key not in ids and key not in seen)
+            seen.add(key)
+        return mask
+
+    def remember(self, keys: Sequence[int]) -> None:
+        """Remember `keys` (those not remembered yet), evicting the oldest beyond capacity."""
+        ids, order = self._ids, self._order
+        if ids.isdisjoint(keys) and len(set(keys)) == len(keys):
+            ids.update(keys)
+            order.extend(keys)
+        else:
+            for key in keys:
+                if key not in ids:
+                    ids.add(key)
+                    order.append(key)
+        excess = len(order) - self.capacity
+        if excess > 0:
+            popleft = order.popleft
+            ids.difference_update([popleft() for _ in range(excess)])
+
     def add(self, project_ids: Iterable[tuple[str, UUID]]) -> None:
-        for project, event_id in project_ids:
-            key = self.key(project, event_id)
-            if key in self._ids:
-                continue
-            self._ids.add(key)
-            self._order.append(key)
-            if len(self._order) > self.capacity:
-                self._ids.discard(self._order.popleft())
+        pairs = list(project_ids)
+        self.remember(self.keys([p for p, _ in pairs], [e for _, e in pairs]))
 
     def seed(self, store: Store, tables: Iterable[str], window_s: int = 3600) -> None:
         """Remember the ids stored in the last `window_s` seconds, newest last."""

@@ -7,7 +7,6 @@ so dedup and the insert metrics work the same on both paths.
 from __future__ import annotations
 
 import time
-from uuid import UUID
 
 from kept_ingest.dedup import RecentIds
 from kept_ingest.metrics import IngestMetrics
@@ -38,23 +37,18 @@ class Inserter:
         started = time.perf_counter()
         total, stored = len(rows), 0
         for table, columns in zip(TABLES, (rows.generations, rows.feedback), strict=True):
-            mask = self._unseen(columns.data["project"], columns.data["event_id"])
-            fresh = columns if all(mask) else columns.keep(mask)
+            keys = self._recent.keys(columns.data["project"], columns.data["event_id"])
+            mask = self._recent.fresh(keys)
+            if mask is None:
+                fresh = columns
+            else:
+                fresh = columns.keep(mask)
+                keys = [k for k, m in zip(keys, mask, strict=True) if m]
             if len(fresh):
                 self._store.insert_columns(table, fresh.data)
-                self._recent.add(zip(fresh.data["project"], fresh.data["event_id"], strict=True))
+                self._recent.remember(keys)
                 stored += len(fresh)
         self._metrics.batch_rows.observe(total)
         self._metrics.insert_latency.observe(time.perf_counter() - started)
         self._metrics.events_duplicate.inc(total - stored)
         return stored
-
-    def _unseen(self, projects: list[str], event_ids: list[UUID]) -> list[bool]:
-        """Mask of ids neither stored lately in their project nor repeated earlier in
-        this batch."""
-        mask, seen = [], set()
-        for project, event_id in zip(projects, event_ids, strict=True):
-            key = self._recent.key(project, event_id)
-            mask.append(not self._recent.seen(key) and key not in seen)
-            seen.add(key)
-        return mask

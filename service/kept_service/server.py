@@ -9,6 +9,7 @@ from typing import TextIO
 
 import uvicorn
 
+from kept_ingest.gc_tuning import tune_gc
 from kept_service.app import create_app
 from kept_service.protocol import HttpLimits, http_protocol
 from kept_service.runtime import Runtime
@@ -68,6 +69,7 @@ def serve(settings: ServerSettings, out: TextIO = sys.stdout) -> None:
     url = f"http://{host}:{settings.port}"
 
     def ready(runtime: Runtime) -> None:
+        tune_gc()
         data_dir.announce(url)
         print(banner(runtime, url), file=out, flush=True)
 
