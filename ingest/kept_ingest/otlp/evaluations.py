@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from kept_ingest.otlp.attributes import Attributes, first, number, text
+from kept_wire import otel
 
 EVALUATION_EVENT = "gen_ai.evaluation.result"
 DEFAULT_SOURCE = "llm"
@@ -20,7 +21,7 @@ def score_fields(attrs: Attributes, generation_id: str) -> dict[str, Any]:
     no response of its own."""
     return {
         "type": "score",
-        "generation_id": text(first(attrs, ("gen_ai.response.id", "kept.generation_id")))
+        "generation_id": text(first(attrs, ("gen_ai.response.id", otel.GENERATION_ID)))
         or generation_id,
         "name": text(attrs.get("gen_ai.evaluation.name")),
         "value": number(attrs.get("gen_ai.evaluation.score.value")),

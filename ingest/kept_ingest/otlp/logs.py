@@ -39,11 +39,11 @@ from kept_ingest.otlp.evaluations import EVALUATION_EVENT, score_fields
 from kept_ingest.otlp.records import Rejected, Tally, event_id, span_ref, timestamp, validated
 from kept_ingest.otlp.settings import OtlpSettings
 from kept_ingest.otlp.spans import RESPONSE_ID, generation_fields
+from kept_wire import otel
 
-FEEDBACK_EVENT = "kept.feedback"
 DETAILS_EVENT = "gen_ai.client.inference.operation.details"
-FEEDBACK_TYPES = ("vote", "action", "correction", "survival")
-_GENERATION = ("kept.generation_id", "gen_ai.response.id")
+_GENERATION = (otel.GENERATION_ID, "gen_ai.response.id")
+_SESSION = (otel.SESSION_ID, "gen_ai.conversation.id")
 
 
 def _record_key(record: LogRecord) -> str:
@@ -60,27 +60,25 @@ def _generation_id(attrs: Attributes, record: LogRecord, keys: tuple[str, ...]) 
 
 
 def _feedback(attrs: Attributes, record: LogRecord) -> dict[str, Any]:
-    kind = attrs.get("kept.feedback.type")
-    if kind not in FEEDBACK_TYPES:
-        raise Rejected(f"kept.feedback.type must be one of {', '.join(FEEDBACK_TYPES)}")
-    value = attrs.get("kept.feedback.value")
+    kind = attrs.get(otel.TYPE)
+    if kind not in otel.FEEDBACK_TYPES:
+        raise Rejected(f"{otel.TYPE} must be one of {', '.join(otel.FEEDBACK_TYPES)}")
+    value = attrs.get(otel.VALUE)
     fields: dict[str, Any] = {
         "type": kind,
         "generation_id": _generation_id(attrs, record, _GENERATION),
-        "user_id": text(attrs.get("user.id")),
-        "session_id": text(first(attrs, ("session.id", "gen_ai.conversation.id"))),
+        "user_id": text(attrs.get(otel.USER_ID)),
+        "session_id": text(first(attrs, _SESSION)),
     }
     if kind == "vote":
-        fields.update(value=integer(value), comment=text(attrs.get("kept.feedback.comment")))
+        fields.update(value=integer(value), comment=text(attrs.get(otel.COMMENT)))
     elif kind == "action":
-        fields.update(name=text(attrs.get("kept.feedback.name")), value=value)
+        fields.update(name=text(attrs.get(otel.NAME)), value=value)
     elif kind == "correction":
         body = value_of(record.body) if record.HasField("body") else None
-        fields["text"] = text(first(attrs, ("kept.feedback.text",)) or body)
+        fields["text"] = text(first(attrs, (otel.TEXT,)) or body)
     else:
-        fields.update(
-            checkpoint_s=integer(attrs.get("kept.feedback.checkpoint_s")), score=number(value)
-        )
+        fields.update(checkpoint_s=integer(attrs.get(otel.CHECKPOINT_S)), score=number(value))
     return fields
 
 
@@ -104,9 +102,7 @@ def _event(name: str, attrs: Attributes, record: LogRecord, resource: Attributes
     else:
         fields = _feedback(attrs, record)
     if fields.get("event_id") is None:
-        fields["event_id"] = text(attrs.get("kept.event_id")) or event_id(
-            "log", _record_key(record)
-        )
+        fields["event_id"] = text(attrs.get(otel.EVENT_ID)) or event_id("log", _record_key(record))
     nanos = record.time_unix_nano or record.observed_time_unix_nano
     if not nanos:
         raise Rejected("the record has neither time_unix_nano nor observed_time_unix_nano")
@@ -117,7 +113,7 @@ def _event(name: str, attrs: Attributes, record: LogRecord, resource: Attributes
 def map_logs(request: ExportLogsServiceRequest, settings: OtlpSettings) -> Tally:
     """Every event record of `request` kept understands, as an event."""
     tally = Tally()
-    handled = (FEEDBACK_EVENT, EVALUATION_EVENT, DETAILS_EVENT)
+    handled = (otel.FEEDBACK_EVENT, EVALUATION_EVENT, DETAILS_EVENT)
     for resource_logs in request.resource_logs:
         resource = attributes_of(resource_logs.resource.attributes)
         for scope_logs in resource_logs.scope_logs:
