@@ -133,14 +133,8 @@ def make_logger(variant: str, sink: str) -> tuple[Callable[[int], None], Callabl
             capture(
                 "$ai_generation",
                 distinct_id=USERS[i % 50],
-                properties={
-                    "$ai_model": MODEL, "$ai_provider": "openai", "$ai_input": MESSAGES,
-                    "$ai_output_choices": [{"role": "assistant", "content": OUTPUT}],
-                    "$ai_input_tokens": INPUT_TOKENS, "$ai_output_tokens": OUTPUT_TOKENS,
-                    "$ai_total_cost_usd": COST_USD, "$ai_latency": LATENCY_MS / 1000,
-                    "prompt_version": PROMPT_VERSION, **METADATA,
-                },
-            )  # fmt: skip
+                properties={**peers.POSTHOG_PROPERTIES},
+            )
 
         return posthog_call, posthog.shutdown
     if variant == "langfuse":
@@ -152,12 +146,7 @@ def make_logger(variant: str, sink: str) -> tuple[Callable[[int], None], Callabl
 
         def langfuse_call(i: int) -> None:
             with propagate_attributes(user_id=USERS[i % 50]):
-                start(
-                    name="summarize", as_type="generation", model=MODEL, input=MESSAGES,
-                    output=OUTPUT, metadata=METADATA, version=PROMPT_VERSION,
-                    usage_details={"input": INPUT_TOKENS, "output": OUTPUT_TOKENS},
-                    cost_details={"total": COST_USD},
-                ).end()  # fmt: skip
+                start(**peers.LANGFUSE_GENERATION).end()
 
         return langfuse_call, langfuse.shutdown
     raise SystemExit(f"unknown variant {variant!r}")

@@ -59,6 +59,21 @@ OUTPUT = "The customer reports that exports of large files fail since Tuesday. "
 INPUT_TOKENS, OUTPUT_TOKENS, COST_USD, LATENCY_MS = 412, 96, 0.00021, 812
 METADATA = {"app": "support-bot"}
 USERS = [f"u-{i}" for i in range(50)]
+POSTHOG_PROPERTIES: dict[str, object] = {
+    "$ai_model": MODEL, "$ai_provider": "openai", "$ai_input": MESSAGES,
+    "$ai_output_choices": [{"role": "assistant", "content": OUTPUT}],
+    "$ai_input_tokens": INPUT_TOKENS, "$ai_output_tokens": OUTPUT_TOKENS,
+    "$ai_total_cost_usd": COST_USD, "$ai_latency": LATENCY_MS / 1000,
+    "prompt_version": PROMPT_VERSION, **METADATA,
+}  # fmt: skip
+"""PostHog's generation event; each call passes a copy, as an app passes a new dict."""
+LANGFUSE_GENERATION: dict[str, Any] = {
+    "name": "summarize", "as_type": "generation", "model": MODEL, "input": MESSAGES,
+    "output": OUTPUT, "metadata": METADATA, "version": PROMPT_VERSION,
+    "usage_details": {"input": INPUT_TOKENS, "output": OUTPUT_TOKENS},
+    "cost_details": {"total": COST_USD},
+}  # fmt: skip
+"""The arguments of Langfuse's `start_observation` for the same generation."""
 
 
 @dataclass
@@ -145,16 +160,8 @@ def make_posthog(url: str, queue: int) -> tuple[Peer, Any, list[int]]:
         for i in range(n):
             t0 = clock()
             uuid = capture(
-                "$ai_generation",
-                distinct_id=USERS[i % 50],
-                properties={
-                    "$ai_model": MODEL, "$ai_provider": "openai", "$ai_input": MESSAGES,
-                    "$ai_output_choices": [{"role": "assistant", "content": OUTPUT}],
-                    "$ai_input_tokens": INPUT_TOKENS, "$ai_output_tokens": OUTPUT_TOKENS,
-                    "$ai_total_cost_usd": COST_USD, "$ai_latency": LATENCY_MS / 1000,
-                    "prompt_version": PROMPT_VERSION, **METADATA,
-                },
-            )  # fmt: skip
+                "$ai_generation", distinct_id=USERS[i % 50], properties={**POSTHOG_PROPERTIES}
+            )
             out.append(clock() - t0)
             if uuid is None:
                 refused[0] += 1
@@ -174,23 +181,13 @@ def make_langfuse(url: str) -> tuple[Peer, Peer, Any]:
         for i in range(n):
             t0 = clock()
             with propagate_attributes(user_id=USERS[i % 50]):
-                start(
-                    name="summarize", as_type="generation", model=MODEL, input=MESSAGES,
-                    output=OUTPUT, metadata=METADATA, version=PROMPT_VERSION,
-                    usage_details={"input": INPUT_TOKENS, "output": OUTPUT_TOKENS},
-                    cost_details={"total": COST_USD},
-                ).end()  # fmt: skip
+                start(**LANGFUSE_GENERATION).end()
             out.append(clock() - t0)
 
     def run_bare(n: int, out: list[int]) -> None:
         for _ in range(n):
             t0 = clock()
-            start(
-                name="summarize", as_type="generation", model=MODEL, input=MESSAGES,
-                output=OUTPUT, metadata=METADATA, version=PROMPT_VERSION,
-                usage_details={"input": INPUT_TOKENS, "output": OUTPUT_TOKENS},
-                cost_details={"total": COST_USD},
-            ).end()  # fmt: skip
+            start(**LANGFUSE_GENERATION).end()
             out.append(clock() - t0)
 
     return (
