@@ -19,6 +19,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -62,19 +63,29 @@ def make_body(batch: int, rng_seed: int) -> bytes:
     return json.dumps(events[:batch]).encode()
 
 
-def client_loop(url: str, key: str, bodies: list[bytes], stop: float, counts: list[int]) -> None:
+def events_accepted(status: int, payload: bytes) -> int:
+    """What a `/v1/events` answer says was stored (SystemExit unless a 202)."""
+    if status != 202:
+        raise SystemExit(f"unexpected {status}: {payload[:200]!r}")
+    return int(json.loads(payload)["accepted"])
+
+
+def client_loop(
+    url: str, key: str, bodies: list[bytes], stop: float, counts: list[int],
+    path: str = "/v1/events", content_type: str = "application/json",
+    accepted: Callable[[int, bytes], int] = events_accepted,
+) -> None:  # fmt: skip
+    """POST `bodies` to `path` one after the other until `stop`, appending to `counts`
+    what each answer says was stored."""
     host, port = url.removeprefix("http://").split(":")
     conn = http.client.HTTPConnection(host, int(port), timeout=60)
-    headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+    headers = {"Authorization": f"Bearer {key}", "Content-Type": content_type}
     for body in bodies:
         if time.monotonic() >= stop:
             break
-        conn.request("POST", "/v1/events", body, headers)
+        conn.request("POST", path, body, headers)
         response = conn.getresponse()
-        payload = response.read()
-        if response.status != 202:
-            raise SystemExit(f"unexpected {response.status}: {payload[:200]!r}")
-        counts.append(json.loads(payload)["accepted"])
+        counts.append(accepted(response.status, response.read()))
 
 
 def main() -> None:

@@ -4,7 +4,6 @@ event topic like `/v1/events`, and stored by the consumer."""
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +11,7 @@ import pytest
 
 from tests.helpers import run_kept, serve_process
 from tests.kafka.broker import Broker, read_events, unique
-from tests.kafka.test_serve import SHARED_SECRETS, kafka_mode, metric
+from tests.kafka.test_serve import SHARED_SECRETS, kafka_mode, metric, wait_stored
 from tests.otlp.pipelines import exporting_to
 
 pytestmark = pytest.mark.slow
@@ -73,10 +72,7 @@ def test_otlp_goes_through_kafka_into_the_store(broker: Broker, data_dir: Path) 
         assert by_type["action", False]["name"] == "accept"
         assert {e["project"] for e in found} == {"demo"}
 
-        deadline = time.monotonic() + 60
-        while metric(server.url, "kept_consumer_events_inserted_total") < 4:
-            assert time.monotonic() < deadline, "not stored:\n" + "".join(server.output)
-            time.sleep(0.1)
+        wait_stored(server, 4)
         cli = run_kept("status", "--data", str(data_dir), "--format", "json", **SHARED_SECRETS)
         status = json.loads(cli.stdout)
         assert (status["generations"], status["feedback"]) == (2, 2)

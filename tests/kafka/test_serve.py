@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import feedback, generation, http, run_kept, serve_process
+from tests.helpers import ServeProcess, feedback, generation, http, run_kept, serve_process
 from tests.kafka.broker import Broker, read_events, unique
 
 pytestmark = pytest.mark.slow
@@ -24,6 +24,14 @@ SHARED_SECRETS = {
 def metric(url: str, name: str) -> float:
     text = str(http("GET", url + "/metrics").body)
     return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(name))
+
+
+def wait_stored(server: ServeProcess, events: int) -> None:
+    """Until the server's consumer has inserted `events` events (a minute at most)."""
+    deadline = time.monotonic() + 60
+    while metric(server.url, "kept_consumer_events_inserted_total") < events:
+        assert time.monotonic() < deadline, "not stored:\n" + "".join(server.output)
+        time.sleep(0.1)
 
 
 def kafka_mode(broker: Broker, topic: str) -> dict[str, str]:
@@ -55,10 +63,7 @@ def test_intake_goes_through_kafka_into_the_store(broker: Broker, data_dir: Path
         assert [event["event_id"] for _, event in found] == [e["event_id"] for e in events]
         assert len({record.offset for record, _ in found}) == 1
 
-        deadline = time.monotonic() + 60
-        while metric(server.url, "kept_consumer_events_inserted_total") < 100:
-            assert time.monotonic() < deadline, "not stored:\n" + "".join(server.output)
-            time.sleep(0.1)
+        wait_stored(server, 100)
         # The admin token is the setting's, not in the data directory: the CLI needs it too.
         cli = run_kept("status", "--data", str(data_dir), "--format", "json", **SHARED_SECRETS)
         status = json.loads(cli.stdout)

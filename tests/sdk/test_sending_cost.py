@@ -13,16 +13,16 @@ import random
 import sys
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 
 import pytest
 
 import kept.worker
 from kept import Client
-from kept.transports import Outcome, SendResult
 from kept_wire import encoding
 from kept_wire.encoding import Record, encode_event, format_ts
+from tests.sdk.recorder import Recorder
 
 
 def reference_ts(when: float) -> str:
@@ -130,25 +130,8 @@ def test_portable_encoder_when_the_c_one_is_missing(monkeypatch: pytest.MonkeyPa
     assert encoding._dumps is not dumps  # the module's own stays the fast one
 
 
-class Collect:
-    """Transport test double: keeps every event it is given."""
-
-    def __init__(self) -> None:
-        self.batches: list[list[dict[str, object]]] = []
-
-    def send(self, events: Sequence[bytes]) -> SendResult:
-        self.batches.append([json.loads(e) for e in events])
-        return SendResult(Outcome.SENT)
-
-    def reset(self) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
 def test_a_batch_spanning_slices_keeps_order_and_counts_drops(clients: list[Client]) -> None:
-    transport = Collect()
+    transport = Recorder()
 
     def redact(text: str) -> str:
         if text == "poison":
@@ -185,7 +168,7 @@ def test_the_app_thread_runs_between_slices(
             pass
         return text
 
-    transport = Collect()
+    transport = Recorder()
     client = Client(transport=transport, batch_size=1_000, redact=slow_redact, flush_interval=60)
     clients.append(client)
     slices = 3
@@ -213,7 +196,7 @@ def test_the_app_thread_runs_between_slices(
 
 def test_closing_does_not_pause(clients: list[Client], monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(kept.worker, "SLICE_PAUSE", 1.0)  # a pause would break the deadline
-    transport = Collect()
+    transport = Recorder()
     client = Client(transport=transport, batch_size=1_000, flush_interval=60)
     clients.append(client)
     for i in range(kept.worker.ENCODE_SLICE * 4):
