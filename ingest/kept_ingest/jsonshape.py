@@ -55,7 +55,7 @@ class TooManyValues(ValueError):
         )
 
 
-def _unescaped(body: bytes) -> bytes:
+def unescaped(body: bytes) -> bytes:
     """The body without escaped backslashes, then without escaped quotes, so that a quote
     left is one that opens or closes a string. (Many bodies have no backslash at all:
     looking for one byte is far cheaper than looking for two.)"""
@@ -66,7 +66,7 @@ def _unescaped(body: bytes) -> bytes:
 
 def _brackets(body: bytes) -> bytes:
     """The body's brackets outside strings, as parentheses (C speed, chunk by chunk)."""
-    body = _unescaped(body)
+    body = unescaped(body)
     if len(body) <= _CHUNK:
         # The common case, without a Python object per string: when no string holds a
         # bracket, each string leaves `""` next to each other (removed left to right,
@@ -90,7 +90,7 @@ def keys_written(body: bytes) -> int | None:
     followed by whitespace before its colon (then count them by parsing)."""
     # Once escaped backslashes and quotes are gone, a quote inside a string is no more,
     # so `":` ends a key and nothing else (a value followed by a colon is not JSON).
-    body = _unescaped(body)
+    body = unescaped(body)
     if _SPACED_KEY.search(body):
         return None
     return body.count(b'":')

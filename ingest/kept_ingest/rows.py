@@ -6,17 +6,10 @@ import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import Any, cast
 
-from kept_ingest.contract import (
-    Action,
-    Correction,
-    Event,
-    Generation,
-    Score,
-    Survival,
-    Vote,
-)
+from kept_ingest import contract, fast_contract
+from kept_ingest.fast_contract import AnyEvent
 
 GENERATION_COLUMNS = (
     "project", "ts", "generation_id", "event_id", "received_at", "user_id", "session_id",
@@ -79,6 +72,16 @@ class EventRows:
         self.feedback.extend(other.feedback)
 
 
+# Either decoder's events: the same fields under the same names (kept_ingest.fast_contract).
+Generation = contract.Generation | fast_contract.Generation
+Vote = contract.Vote | fast_contract.Vote
+Action = contract.Action | fast_contract.Action
+Correction = contract.Correction | fast_contract.Correction
+Survival = contract.Survival | fast_contract.Survival
+Score = contract.Score | fast_contract.Score
+_GENERATIONS = (contract.Generation, fast_contract.Generation)
+
+
 def _input(event: Generation) -> tuple[str, str]:
     if event.input is None:
         return "none", ""
@@ -108,7 +111,7 @@ def _generation_row(e: Generation, project: str, received_at: int) -> tuple[Any,
         project, (e.ts - _EPOCH) // _MILLISECOND, e.generation_id, e.event_id, received_at,
         e.user_id or "", e.session_id or "", e.model, e.prompt_version or "", input_format,
         input_text, e.output is not None, e.output or "", e.latency_ms, e.input_tokens,
-        e.output_tokens, e.cost_usd, e.metadata, bool(e.supplement),
+        e.output_tokens, e.cost_usd, e.metadata or {}, bool(e.supplement),
     )  # fmt: skip
 
 
@@ -140,15 +143,19 @@ def _score(e: Score) -> _Fields:
 
 
 _FEEDBACK_FIELDS: dict[type[Any], Callable[[Any], _Fields]] = {
-    Vote: _vote,
-    Action: _action,
-    Correction: _correction,
-    Survival: _survival,
-    Score: _score,
+    kind: fields
+    for module in (contract, fast_contract)
+    for kind, fields in (
+        (module.Vote, _vote),
+        (module.Action, _action),
+        (module.Correction, _correction),
+        (module.Survival, _survival),
+        (module.Score, _score),
+    )
 }
 
 
-def _feedback_row(e: Event, project: str, received_at: int) -> tuple[Any, ...]:
+def _feedback_row(e: AnyEvent, project: str, received_at: int) -> tuple[Any, ...]:
     fields = _FEEDBACK_FIELDS[type(e)](e)
     return (
         project, (e.ts - _EPOCH) // _MILLISECOND, e.generation_id, e.type, e.event_id,
@@ -157,7 +164,7 @@ def _feedback_row(e: Event, project: str, received_at: int) -> tuple[Any, ...]:
 
 
 def to_rows(
-    events: Iterable[Event], received_at: datetime, project: str | None = None
+    events: Iterable[AnyEvent], received_at: datetime, project: str | None = None
 ) -> EventRows:
     """Rows for `events`; `project` overrides the events' own (HTTP: the key decides it)."""
     received = ticks(received_at)
@@ -167,8 +174,8 @@ def to_rows(
         owner = project or event.project
         if owner is None:
             raise ValueError("an event without a project reached the row mapper")
-        if type(event) is Generation:
-            generations.append(_generation_row(event, owner, received))
+        if type(event) in _GENERATIONS:
+            generations.append(_generation_row(cast(Generation, event), owner, received))
         else:
             feedback.append(_feedback_row(event, owner, received))
     rows = EventRows()

@@ -14,7 +14,7 @@ import time
 from collections.abc import Sequence
 from typing import Any, Protocol
 
-from kept_ingest.contract import Event
+from kept_ingest.fast_contract import AnyEvent, event_json
 from kept_ingest.kafka_settings import KafkaSettings
 from kept_wire.encoding import pack_events
 from kept_wire.kafka import (
@@ -31,7 +31,7 @@ log = logging.getLogger("kept.intake")
 class EventSink(Protocol):
     """Makes a request's validated events durable."""
 
-    async def write(self, events: Sequence[Event], project: str) -> None:
+    async def write(self, events: Sequence[AnyEvent], project: str) -> None:
         """Return once `events` of `project` are durable; raise when they are not."""
         ...
 
@@ -40,9 +40,9 @@ class SinkUnavailable(Exception):
     """The sink did not take the events; the client should retry later."""
 
 
-def kafka_value(event: Event, project: str) -> bytes:
+def kafka_value(event: AnyEvent, project: str) -> bytes:
     """The event's JSON as a Kafka message value: the key's project travels with it."""
-    body = event.model_dump_json(exclude_none=True).encode()
+    body = event_json(event)
     if event.project is None:
         # The project name matches PROJECT_PATTERN: nothing in it needs escaping.
         body = b'{"project":"' + project.encode() + b'",' + body[1:]
@@ -70,7 +70,7 @@ class KafkaSink:
         self._lock = threading.Lock()
         self._refusal = ""
 
-    async def write(self, events: Sequence[Event], project: str) -> None:
+    async def write(self, events: Sequence[AnyEvent], project: str) -> None:
         """Produce `events` and wait for every acknowledgement, off the event loop."""
         await asyncio.to_thread(self._produce, events, project)
 
@@ -81,7 +81,7 @@ class KafkaSink:
         if producer is not None:
             close_producer(producer, self._timeout)
 
-    def _produce(self, events: Sequence[Event], project: str) -> None:
+    def _produce(self, events: Sequence[AnyEvent], project: str) -> None:
         deadline = time.monotonic() + self._timeout
         topic = self._endpoint.topic
         producer = None

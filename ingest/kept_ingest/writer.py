@@ -19,7 +19,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from kept_ingest.contract import Event
+from kept_ingest.fast_contract import AnyEvent
 from kept_ingest.inserter import Inserter
 from kept_ingest.metrics import IngestMetrics
 from kept_ingest.rows import EventRows, to_rows
@@ -107,7 +107,7 @@ class BatchWriter:
             self._cond.notify()
         return future
 
-    async def write(self, events: Sequence[Event], project: str) -> None:
+    async def write(self, events: Sequence[AnyEvent], project: str) -> None:
         """Store `events` of `project`; returns, without blocking the event loop, once
         they are durable (the EventSink interface)."""
         now = datetime.now(timezone.utc)

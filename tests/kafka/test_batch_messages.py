@@ -67,7 +67,7 @@ def test_arrays_hold_at_most_the_events_limit() -> None:
 def test_an_array_message_decodes_to_its_events_in_order() -> None:
     events = [generation(project="shop"), feedback("vote", "g1", value=1, project="shop")]
     results = decode_events(message(json.dumps(events).encode()))
-    assert [type(r) for r in results] == [Generation, Vote]
+    assert [r.type for r in results if not isinstance(r, Invalid)] == ["generation", "vote"]
     assert [str(r.event_id) for r in results if not isinstance(r, Invalid)] == [
         e["event_id"] for e in events
     ]

@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from kept_ingest.consumer.decode import Message
-from kept_ingest.contract import Event
+from kept_ingest.fast_contract import AnyEvent
 
 Partition = tuple[str, int]
 
@@ -21,7 +21,7 @@ Partition = tuple[str, int]
 class Batch:
     """Events to insert, and the offsets their storage makes committable."""
 
-    events: list[Event] = field(default_factory=list)
+    events: list[AnyEvent] = field(default_factory=list)
     offsets: dict[Partition, int] = field(default_factory=dict)
     messages: int = 0
     size: int = 0
@@ -47,7 +47,7 @@ class Batcher:
     def __len__(self) -> int:
         return self._batch.messages
 
-    def add(self, message: Message, events: Sequence[Event]) -> bool:
+    def add(self, message: Message, events: Sequence[AnyEvent]) -> bool:
         """Add a consumed message with its valid events (none when all were dead-lettered).
 
         Returns True when the batch is full by events or bytes (cheap enough to ask after

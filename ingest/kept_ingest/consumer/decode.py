@@ -12,7 +12,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from kept_ingest.contract import Event
 from kept_ingest.decode import (
     DecodeLimits,
     InvalidEvents,
@@ -20,6 +19,7 @@ from kept_ingest.decode import (
     decode_json_array,
     decode_one,
 )
+from kept_ingest.fast_contract import AnyEvent
 from kept_ingest.jsonshape import array_spans
 from kept_wire.contract import MAX_EVENTS_PER_MESSAGE
 
@@ -65,7 +65,7 @@ class Invalid:
 _NO_PROJECT = "project: required on Kafka (no key says it)"
 
 
-def decode_events(message: Message, max_bytes: int = MAX_MESSAGE_BYTES) -> list[Event | Invalid]:
+def decode_events(message: Message, max_bytes: int = MAX_MESSAGE_BYTES) -> list[AnyEvent | Invalid]:
     """The message's events in order, each validated (or the reason it is not)."""
     value = message.value
     if value and len(value) <= max_bytes and value.lstrip()[:1] == b"[":
@@ -73,7 +73,7 @@ def decode_events(message: Message, max_bytes: int = MAX_MESSAGE_BYTES) -> list[
     return [decode_message(message, max_bytes)]
 
 
-def decode_message(message: Message, max_bytes: int = MAX_MESSAGE_BYTES) -> Event | Invalid:
+def decode_message(message: Message, max_bytes: int = MAX_MESSAGE_BYTES) -> AnyEvent | Invalid:
     """Validate a message of one event against the contract (and require its project)."""
     value = message.value
     if not value:
@@ -83,7 +83,7 @@ def decode_message(message: Message, max_bytes: int = MAX_MESSAGE_BYTES) -> Even
     return _decode_object(message, value, None)
 
 
-def _decode_object(message: Message, data: bytes, index: int | None) -> Event | Invalid:
+def _decode_object(message: Message, data: bytes, index: int | None) -> AnyEvent | Invalid:
     item = None if index is None else data
     try:
         event = decode_one(data)
@@ -94,7 +94,7 @@ def _decode_object(message: Message, data: bytes, index: int | None) -> Event | 
     return event
 
 
-def _decode_array(message: Message, value: bytes) -> list[Event | Invalid]:
+def _decode_array(message: Message, value: bytes) -> list[AnyEvent | Invalid]:
     try:
         events = decode_json_array(value, _LIMITS)
     except TooManyEvents as exc:
@@ -106,7 +106,7 @@ def _decode_array(message: Message, value: bytes) -> list[Event | Invalid]:
     return _item_by_item(message, value)  # so that each dead letter holds its event
 
 
-def _item_by_item(message: Message, value: bytes) -> list[Event | Invalid]:
+def _item_by_item(message: Message, value: bytes) -> list[AnyEvent | Invalid]:
     """Each event of an array that is not valid as a whole, on its own: the valid ones
     are stored, the others dead-lettered one by one."""
     try:

@@ -11,7 +11,7 @@ import logging
 from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 
-from kept_ingest.contract import Event
+from kept_ingest.fast_contract import AnyEvent
 from kept_ingest.inserter import Inserter
 from kept_ingest.metrics import IngestMetrics
 from kept_ingest.rows import to_rows
@@ -40,7 +40,7 @@ class InsertStep:
         self._inserter: Inserter | None = None
         self.store: Store | None = None
 
-    def insert(self, events: Sequence[Event]) -> int:
+    def insert(self, events: Sequence[AnyEvent]) -> int:
         """Insert `events` (rows of their own projects); returns how many were new."""
         inserter = self._inserter or self._open()
         return inserter.insert(to_rows(events, datetime.now(timezone.utc)))

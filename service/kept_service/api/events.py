@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Request
 from pydantic import BaseModel
 
-from kept_ingest.contract import Event
 from kept_ingest.decode import (
     DecodeLimits,
     EventError,
@@ -16,6 +16,7 @@ from kept_ingest.decode import (
     TooManyEvents,
     decode_body,
 )
+from kept_ingest.fast_contract import AnyEvent
 from kept_ingest.metrics import IngestMetrics
 from kept_ingest.sink import SinkUnavailable
 from kept_ingest.writer import Overloaded, WriterStopped
@@ -58,13 +59,13 @@ def decode_limits(settings: ServerSettings, max_events: int | None = None) -> De
 
 def _decode(
     raw: bytes, encoding: str | None, content_type: str | None, settings: ServerSettings
-) -> list[Event]:
+) -> Sequence[AnyEvent]:
     """Inflate and validate a body (on the decode executor: CPU-bound)."""
     body = inflate(raw, encoding, settings.max_inflated_bytes)
     return decode_body(body, content_type, decode_limits(settings))
 
 
-def _project_mismatches(events: list[Event], project: str) -> InvalidEvents | None:
+def _project_mismatches(events: Sequence[AnyEvent], project: str) -> InvalidEvents | None:
     mismatched = [
         (i, e) for i, e in enumerate(events) if e.project is not None and e.project != project
     ]
@@ -160,7 +161,7 @@ async def post_events(
     return await store_events(runtime, events, project)
 
 
-async def store_events(runtime: Runtime, events: list[Event], project: str) -> Accepted:
+async def store_events(runtime: Runtime, events: Sequence[AnyEvent], project: str) -> Accepted:
     """Hand validated events to the sink: 202 once durable, else 429 or 503."""
     metrics = runtime.metrics
     try:

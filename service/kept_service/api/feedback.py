@@ -17,14 +17,15 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from kept_ingest.contract import Event
 from kept_ingest.decode import DecodeLimits, InvalidEvents, decode_json_array
+from kept_ingest.fast_contract import AnyEvent
 from kept_ingest.feedback_tokens import FeedbackGrant, FeedbackTokenError, verify_token
 from kept_ingest.jsonshape import (
     DuplicateKey,
@@ -234,7 +235,7 @@ def _envelope(
     return text, FeedbackRequest.model_validate_json(text)
 
 
-def _events(events: list[Any], text: bytes, limits: DecodeLimits) -> list[Event]:
+def _events(events: list[Any], text: bytes, limits: DecodeLimits) -> Sequence[AnyEvent]:
     """The events checked against the contract, then the body for repeated keys (once
     the events are valid, the body's size in objects is bounded)."""
     validated = decode_json_array(json.dumps(events).encode(), limits)
