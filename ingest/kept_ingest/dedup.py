@@ -43,18 +43,18 @@ class RecentIds:
             base = self._projects[project] = (len(self._projects) + 1) << 128
         return base
 
-    def key(self, project: str, event_id: UUID) -> int:
-        """The id's key within `project`."""
-        return self._base(project) | event_id.int
+    def key(self, project: str, event_id: int) -> int:
+        """The key within `project` of an id (its 128-bit number, as rows carry it)."""
+        return self._base(project) | event_id
 
-    def keys(self, projects: Sequence[str], event_ids: Sequence[UUID]) -> list[int]:
+    def keys(self, projects: Sequence[str], event_ids: Sequence[int]) -> list[int]:
         """The keys of a batch's ids (a batch is nearly always of one project)."""
         if not projects:
             return []
         if projects.count(projects[0]) == len(projects):
             base = self._base(projects[0])
-            return [base | event_id.int for event_id in event_ids]
-        return [self._base(p) | e.int for p, e in zip(projects, event_ids, strict=True)]
+            return [base | event_id for event_id in event_ids]
+        return [self._base(p) | e for p, e in zip(projects, event_ids, strict=True)]
 
     def seen(self, key: int) -> bool:
         return key in self._ids
@@ -87,7 +87,7 @@ class RecentIds:
             popleft = order.popleft
             ids.difference_update([popleft() for _ in range(excess)])
 
-    def add(self, project_ids: Iterable[tuple[str, UUID]]) -> None:
+    def add(self, project_ids: Iterable[tuple[str, int]]) -> None:
         pairs = list(project_ids)
         self.remember(self.keys([p for p, _ in pairs], [e for _, e in pairs]))
 
@@ -101,4 +101,9 @@ class RecentIds:
                 "ORDER BY received_at DESC LIMIT {n:UInt64}",
                 {"w": window_s, "n": self.capacity},
             )
-            self.add((row[0], row[1]) for row in reversed(rows))
+            self.add((row[0], _number(row[1])) for row in reversed(rows))
+
+
+def _number(event_id: UUID | str) -> int:
+    """An id as the store returns it (a UUID, or its text) as its 128-bit number."""
+    return event_id.int if isinstance(event_id, UUID) else UUID(event_id).int

@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, cast
+from uuid import UUID
 
 from kept_ingest import contract, fast_contract
 from kept_ingest.fast_contract import AnyEvent
@@ -104,13 +105,19 @@ def _owners(events: list[Any], project: str | None) -> list[str]:
     return owners
 
 
+def _numbers(event_ids: list[UUID | str]) -> list[int]:
+    """Event ids as their 128-bit numbers: what the driver writes into a UUID column as it
+    is, and the recent-id window's keys (pydantic gives UUIDs, the fast path their text)."""
+    return [i.int if isinstance(i, UUID) else int(i.replace("-", ""), 16) for i in event_ids]
+
+
 def _common(events: list[Any], project: str | None) -> dict[str, list[Any]]:
     """The columns both tables have, from the events' shared fields."""
     return {
         "project": _owners(events, project),
         "ts": [(e.ts - _EPOCH) // _MILLISECOND for e in events],
         "generation_id": [e.generation_id for e in events],
-        "event_id": [e.event_id for e in events],
+        "event_id": _numbers([e.event_id for e in events]),
         "user_id": [e.user_id or "" for e in events],
         "session_id": [e.session_id or "" for e in events],
     }

@@ -85,6 +85,8 @@ TIMESTAMPS: list[Any] = [
 UUIDS: list[Any] = [
     str(uuid.uuid4()), str(uuid.uuid4()).upper(), uuid.uuid4().hex, "{" + str(uuid.uuid4()) + "}",
     "urn:uuid:" + str(uuid.uuid4()), "not-a-uuid", str(uuid.uuid4())[:-1] + "g", 5,
+    "00000000-0000-0000-0000-000000000000", "ffffffff-ffff-ffff-ffff-ffffffffffff",
+    str(uuid.uuid1()), str(uuid.uuid4()).replace("-", "_"), " " + str(uuid.uuid4())[1:],
 ]  # fmt: skip
 FIELDS = (
     "type", "event_id", "generation_id", "ts", "project", "user_id", "session_id", "model",

@@ -123,7 +123,7 @@ def test_keys_written_with_spaces_before_a_colon_says_it_cannot_count() -> None:
 
 def test_a_batch_of_new_ids_is_all_fresh_and_then_remembered() -> None:
     recent = RecentIds(100)
-    ids = [uuid.uuid4() for _ in range(10)]
+    ids = [uuid.uuid4().int for _ in range(10)]
     keys = recent.keys(["p"] * 10, ids)
     assert recent.fresh(keys) is None
     recent.remember(keys)
@@ -134,7 +134,7 @@ def test_a_batch_of_new_ids_is_all_fresh_and_then_remembered() -> None:
 
 def test_repeats_within_a_batch_and_across_batches_are_masked() -> None:
     recent = RecentIds(100)
-    a, b, c = (uuid.uuid4() for _ in range(3))
+    a, b, c = (uuid.uuid4().int for _ in range(3))
     recent.remember(recent.keys(["p"], [a]))
     keys = recent.keys(["p", "p", "p", "p"], [a, b, b, c])
     assert recent.fresh(keys) == [False, True, False, True]
@@ -142,7 +142,7 @@ def test_repeats_within_a_batch_and_across_batches_are_masked() -> None:
 
 def test_the_same_id_in_two_projects_is_two_ids() -> None:
     recent = RecentIds(100)
-    event_id = uuid.uuid4()
+    event_id = uuid.uuid4().int
     recent.remember(recent.keys(["p"], [event_id]))
     keys = recent.keys(["q", "p"], [event_id, event_id])
     assert recent.fresh(keys) == [True, False]
@@ -151,7 +151,7 @@ def test_the_same_id_in_two_projects_is_two_ids() -> None:
 
 def test_the_window_forgets_the_oldest_beyond_its_capacity() -> None:
     recent = RecentIds(5)
-    ids = [uuid.uuid4() for _ in range(8)]
+    ids = [uuid.uuid4().int for _ in range(8)]
     recent.remember(recent.keys(["p"] * 3, ids[:3]))
     recent.remember(recent.keys(["p"] * 5, ids[3:]))
     assert len(recent) == 5
