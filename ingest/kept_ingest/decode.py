@@ -1,10 +1,12 @@
 """Bytes in, validated events or precise errors out: a pure function, no I/O.
 
 Used by the HTTP intake (JSON array or NDJSON bodies), browser feedback and the Kafka
-consumer (one event per message), so all report the same `{index, field, message}`
-errors under the same rules. Work is bounded before anything is validated: the body's
-nesting depth and its number of events are checked on the bytes, and only the first
-`max_errors` errors are kept (the rest are counted).
+consumer (a message holds an event or an array of them), so all report the same
+`{index, field, message}` errors under the same rules. Work is bounded before anything
+is validated: the body's nesting depth and its number of events are checked on the
+bytes, and only the first `max_errors` errors are kept (the rest are counted). The one
+exception is msgspec's decoding of an array (`kept_ingest.fast_contract`), which the
+typed schema bounds by itself: it runs first, and a body it refuses is checked as said.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from typing import Annotated, Any
 from pydantic import Field, TypeAdapter, ValidationError
 
 from kept_ingest.contract import EVENT_ADAPTER, Event, Generation
-from kept_ingest.fast_contract import AnyEvent, decode_valid
+from kept_ingest.fast_contract import FAST_CONTRACT_DEPTH, AnyEvent, decode_valid
 from kept_ingest.jsonshape import (
     DuplicateKey,
     ShapeError,
@@ -247,6 +249,13 @@ def _validate_all(items: Sequence[bytes | str], limits: DecodeLimits) -> list[Ev
 def decode_json_array(body: bytes, limits: DecodeLimits | None = None) -> Sequence[AnyEvent]:
     """Validate a JSON array of events. Raises TooManyEvents or InvalidEvents."""
     limits = limits or DecodeLimits()
+    if len(body) <= FAST_PATH_MAX_BYTES and limits.max_depth >= FAST_CONTRACT_DEPTH:
+        # Before the shape checks: msgspec's typed decoding is bounded by the schema (a
+        # container where the contract has none fails at once), so they are not needed
+        # for a body it accepts, and a body it refuses gets them below.
+        fast = decode_valid(body)
+        if fast is not None:
+            return _at_most(fast, limits)
     _shape(body, limits)
     if len(body) <= FAST_PATH_MAX_BYTES:
         events = _all_valid(body, limits)
@@ -268,14 +277,16 @@ def decode_json_array(body: bytes, limits: DecodeLimits | None = None) -> Sequen
 def _all_valid(body: bytes, limits: DecodeLimits) -> Sequence[AnyEvent] | None:
     """The events of a body that is valid as a whole, else None (the slow path then says
     precisely what is wrong)."""
-    events: Sequence[AnyEvent] | None = decode_valid(body)
-    if events is None:
-        try:
-            events = _FAST_LIST.validate_json(body)
-        except ValidationError:
-            return None
-        if keys_written(body) != sum(_keys_read(e) for e in events):
-            return None  # a repeated key: the slow path finds and names it
+    try:
+        events = _FAST_LIST.validate_json(body)
+    except ValidationError:
+        return None
+    if keys_written(body) != sum(_keys_read(e) for e in events):
+        return None  # a repeated key: the slow path finds and names it
+    return _at_most(events, limits)
+
+
+def _at_most(events: Sequence[AnyEvent], limits: DecodeLimits) -> Sequence[AnyEvent]:
     if len(events) > limits.max_events:
         raise TooManyEvents(limits.max_events)
     return events

@@ -150,6 +150,8 @@ class Score(_Event, tag="score"):
     comment: Comment | None = None
 
 
+FAST_CONTRACT_DEPTH = 4
+"""How deep these Structs nest: the body's array, an event, its chat input, a message."""
 FastEvent = Union[Generation, Vote, Action, Correction, Survival, Score]  # noqa: UP007
 AnyEvent = Union[Event, FastEvent]  # noqa: UP007
 """A valid event, as either decoder made it: the same fields under the same names."""
