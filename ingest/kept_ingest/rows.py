@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Any, cast
+from typing import Any
 from uuid import UUID
 
 from kept_ingest import contract, fast_contract
@@ -70,7 +71,6 @@ Action = contract.Action | fast_contract.Action
 Correction = contract.Correction | fast_contract.Correction
 Survival = contract.Survival | fast_contract.Survival
 Score = contract.Score | fast_contract.Score
-_GENERATIONS = (contract.Generation, fast_contract.Generation)
 
 
 def _input(event: Generation) -> tuple[str, str]:
@@ -143,55 +143,62 @@ def _generation_columns(events: list[Generation], project: str | None) -> dict[s
     return columns
 
 
-# (name, value, text, comment, source, checkpoint_s) of each feedback type. Dispatch on
-# the exact type: isinstance on pydantic models costs a Python call each.
-_Fields = tuple[str, float | None, str, str, str, int]
+# Each feedback type's own columns, built column by column over that type's events (a
+# function call per event cost as much as the rest of the row); the rest take defaults.
+_OWN_DEFAULTS: dict[str, Any] = {
+    "name": "", "value": None, "text": "", "comment": "", "source": "", "checkpoint_s": 0,
+}  # fmt: skip
 
 
-def _vote(e: Vote) -> _Fields:
-    return "", float(e.value), "", e.comment or "", "", 0
+def _vote(events: list[Vote]) -> dict[str, list[Any]]:
+    return {
+        "value": [float(e.value) for e in events],
+        "comment": [e.comment or "" for e in events],
+    }
 
 
-def _action(e: Action) -> _Fields:
-    if isinstance(e.value, str):
-        return e.name, None, e.value, "", "", 0
-    return e.name, None if e.value is None else float(e.value), "", "", "", 0
+def _action(events: list[Action]) -> dict[str, list[Any]]:
+    values = [e.value for e in events]
+    return {
+        "name": [e.name for e in events],
+        "value": [None if v is None or isinstance(v, str) else float(v) for v in values],
+        "text": [v if isinstance(v, str) else "" for v in values],
+    }
 
 
-def _correction(e: Correction) -> _Fields:
-    return "", None, e.text, "", "", 0
+def _correction(events: list[Correction]) -> dict[str, list[Any]]:
+    return {"text": [e.text for e in events]}
 
 
-def _survival(e: Survival) -> _Fields:
-    return "", e.score, "", "", "", e.checkpoint_s
+def _survival(events: list[Survival]) -> dict[str, list[Any]]:
+    return {"value": [e.score for e in events], "checkpoint_s": [e.checkpoint_s for e in events]}
 
 
-def _score(e: Score) -> _Fields:
-    return e.name, e.value, e.label or "", e.comment or "", e.source, 0
+def _score(events: list[Score]) -> dict[str, list[Any]]:
+    return {
+        "name": [e.name for e in events],
+        "value": [e.value for e in events],
+        "text": [e.label or "" for e in events],
+        "comment": [e.comment or "" for e in events],
+        "source": [e.source for e in events],
+    }
 
 
-_FEEDBACK_FIELDS: dict[type[Any], Callable[[Any], _Fields]] = {
-    kind: fields
-    for module in (contract, fast_contract)
-    for kind, fields in (
-        (module.Vote, _vote),
-        (module.Action, _action),
-        (module.Correction, _correction),
-        (module.Survival, _survival),
-        (module.Score, _score),
-    )
+_FEEDBACK_OWN: dict[str, Callable[[list[Any]], dict[str, list[Any]]]] = {
+    "vote": _vote,
+    "action": _action,
+    "correction": _correction,
+    "survival": _survival,
+    "score": _score,
 }
 
 
-_FEEDBACK_OWN = ("name", "value", "text", "comment", "source", "checkpoint_s")
-
-
-def _feedback_columns(events: list[AnyEvent], project: str | None) -> dict[str, list[Any]]:
+def _feedback_columns(kind: str, events: list[Any], project: str | None) -> dict[str, list[Any]]:
     columns = _common(events, project)
-    columns["type"] = [e.type for e in events]
-    own = [_FEEDBACK_FIELDS[type(e)](e) for e in events]
-    for index, name in enumerate(_FEEDBACK_OWN):
-        columns[name] = [fields[index] for fields in own]
+    columns["type"] = [kind] * len(events)
+    own = _FEEDBACK_OWN[kind](events)
+    for name, default in _OWN_DEFAULTS.items():
+        columns[name] = own.get(name) or [default] * len(events)
     return columns
 
 
@@ -203,22 +210,20 @@ def to_rows(
     Built column by column, with no tuple per row: a batch's rows were tens of thousands
     of tuples that the garbage collector walked again and again (measured, a third of
     the row building's CPU), and transposing them cost as much again."""
-    generations: list[Generation] = []
-    feedback: list[AnyEvent] = []
+    by_type: dict[str, list[Any]] = defaultdict(list)
     for event in events:
-        if type(event) in _GENERATIONS:
-            generations.append(cast(Generation, event))
-        else:
-            feedback.append(event)
+        by_type[event.type].append(event)
     rows = EventRows()
     received = ticks(received_at)
+    generations = by_type.pop("generation", None)
     if generations:
         _fill(rows.generations, _generation_columns(generations, project), received)
-    if feedback:
-        _fill(rows.feedback, _feedback_columns(feedback, project), received)
+    for kind, group in by_type.items():  # feedback rows, type by type
+        _fill(rows.feedback, _feedback_columns(kind, group, project), received)
     return rows
 
 
 def _fill(columns: Columns, made: dict[str, list[Any]], received_at: int) -> None:
     made["received_at"] = [received_at] * len(made["ts"])
-    columns.data = {name: made[name] for name in columns.names}
+    for name in columns.names:
+        columns.data[name].extend(made[name])
