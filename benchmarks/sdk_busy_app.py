@@ -15,6 +15,11 @@ The SDK's CPU per generation is that less the ``none`` variant's CPU per request
 same round; "CPU-bound" is the throughput an app that is CPU-bound would lose for it
 (1 - none's CPU per request / the variant's), steadier than the measured req/s when
 other processes take part of the CPU (then the app's CPU share is well under 100 %).
+"threads" is the CPU per request of the app's threads other than the event loop's
+(the SDK's sender threads; none for ``none``): it does not move with the loop's own
+cost, which other processes on a shared machine inflate by tens of µs per request, so it
+is the steadier part of the SDK's cost; the rest is its call on the loop's thread and
+what the loop pays besides (the garbage collector, GIL hand-offs).
 "arrived" is the events the sink counted over the generations the app logged. The
 variants' order rotates from round to round; the table gives medians over rounds, and
 the ratios are computed within each round (its variants ran a minute or two apart) and
@@ -54,7 +59,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
@@ -153,13 +158,22 @@ def make_logger(variant: str, sink: str) -> tuple[Callable[[int], None], Callabl
 
 
 def serve(variant: str, sink: str, port: int) -> None:
-    """Run the app until SIGTERM; the SDK is shut down (flushed) on the way out."""
+    """Run the app until SIGTERM; the SDK is shut down (flushed) when the app's lifespan
+    ends."""
     import uvicorn
     from fastapi import FastAPI
 
     log, shutdown = make_logger(variant, sink)
     served = [0]
-    app = FastAPI()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        # Here, not after uvicorn.run: on SIGTERM uvicorn shuts down and then raises
+        # the signal again, which ends the process before a `finally` would run.
+        shutdown()
+
+    app = FastAPI(lifespan=lifespan)
 
     @app.get("/chat")
     async def chat() -> dict[str, str]:
@@ -172,10 +186,7 @@ def serve(variant: str, sink: str, port: int) -> None:
     async def count() -> dict[str, int]:
         return {"logged": served[0]}
 
-    try:
-        uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
-    finally:
-        shutdown()
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
 
 
 # --- the driver -------------------------------------------------------------------------
@@ -190,6 +201,7 @@ class Run:
     p50_ms: float
     p99_ms: float
     cpu_per_request_us: float
+    threads_us: float  # CPU per request of the app's threads besides the event loop's
     app_cpu_share: float  # app CPU seconds / wall seconds in the window
     load_cpu_share: float  # the load generator's
     errors: int
@@ -241,6 +253,11 @@ def app_process(
             proc.wait()
 
 
+def thread_cpu(process: psutil.Process) -> dict[int, float]:
+    """CPU seconds of each of the process's threads (the main thread's id is the pid)."""
+    return {t.id: t.user_time + t.system_time for t in process.threads()}
+
+
 def measure(variant: str, sink: str, args: argparse.Namespace) -> Run:
     before = sink_counts(sink)
     with app_process(variant, sink, args.kept_before) as (proc, port):
@@ -257,10 +274,10 @@ def measure(variant: str, sink: str, args: argparse.Namespace) -> Run:
         assert load.stdout is not None
         if load.stdout.readline().strip() != "start":
             raise RuntimeError("the load generator did not start")
-        cpu0, t0 = app.cpu_times(), time.perf_counter()
+        cpu0, t0, threads0 = app.cpu_times(), time.perf_counter(), thread_cpu(app)
         if load.stdout.readline().strip() != "end":
             raise RuntimeError("the load generator stopped early")
-        cpu1, t1 = app.cpu_times(), time.perf_counter()
+        cpu1, t1, threads1 = app.cpu_times(), time.perf_counter(), thread_cpu(app)
         result = json.loads(load.stdout.readline())
         load.wait(30)
         logged = int(get_json(f"http://127.0.0.1:{port}/_bench/count")["logged"])
@@ -277,6 +294,11 @@ def measure(variant: str, sink: str, args: argparse.Namespace) -> Run:
         p50_ms=float(result["p50_ms"]),
         p99_ms=float(result["p99_ms"]),
         cpu_per_request_us=app_cpu / requests * 1e6,
+        threads_us=sum(
+            cpu - threads0.get(tid, 0.0) for tid, cpu in threads1.items() if tid != proc.pid
+        )
+        / requests
+        * 1e6,
         app_cpu_share=app_cpu / (t1 - t0),
         load_cpu_share=float(result["load_cpu"]) / float(result["elapsed"]),
         errors=int(result["errors"]),
@@ -327,7 +349,8 @@ def main() -> None:
                 runs[variant] = run = measure(variant, sink, args)
                 print(
                     f"  round {r + 1} {variant:<9} {run.rps:>7.0f} req/s  p50 {run.p50_ms:>6.1f}"
-                    f"  p99 {run.p99_ms:>6.1f} ms  CPU {run.cpu_per_request_us:>6.1f} µs/req",
+                    f"  p99 {run.p99_ms:>6.1f} ms  CPU {run.cpu_per_request_us:>6.1f} µs/req"
+                    f" ({run.threads_us:.1f} on other threads)",
                     file=sys.stderr,
                     flush=True,
                 )
@@ -357,7 +380,8 @@ def report(args: argparse.Namespace, variants: list[str], rounds: list[dict[str,
 
     header = (
         f"{'variant':<12}{'req/s':>8}{'vs none':>9}{'p50 ms':>8}{'p99 ms':>8}{'vs none':>9}"
-        f"{'CPU µs/req':>11}{'SDK µs/gen':>11}{'CPU-bound':>10}{'app CPU':>8}{'load CPU':>9}"
+        f"{'CPU µs/req':>11}{'SDK µs/gen':>11}{'threads':>8}{'CPU-bound':>10}{'app CPU':>8}"
+        f"{'load CPU':>9}"
         f"{'arrived':>9}"
     )
     print(header)
@@ -375,7 +399,8 @@ def report(args: argparse.Namespace, variants: list[str], rounds: list[dict[str,
             f"{v:<12}{med(r.rps for r in runs):>8.0f}{rps_ratio:>+9.1%}"
             f"{med(r.p50_ms for r in runs):>8.1f}{med(r.p99_ms for r in runs):>8.1f}"
             f"{p99_ratio:>+9.1%}{med(r.cpu_per_request_us for r in runs):>11.1f}"
-            f"{sdk or '':>11}{bound:>+10.1%}{med(r.app_cpu_share for r in runs):>8.0%}"
+            f"{sdk or '':>11}{med(r.threads_us for r in runs):>8.1f}{bound:>+10.1%}"
+            f"{med(r.app_cpu_share for r in runs):>8.0%}"
             f"{med(r.load_cpu_share for r in runs):>9.0%} {arrived}"
             + (f"  ({errors} errors)" if errors else "")
         )

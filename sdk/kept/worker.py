@@ -333,15 +333,21 @@ class Worker(Generic[R]):
         app then runs until it waits for I/O or its own switch interval ends. When the
         client is closing, nothing waits: no pauses.
         """
-        encode_one, settle = self._encode_one, self.settle
+        encode, encode_one, settle = self._encode, self._encode_one, self.settle
         events: list[bytes] = []
         for start in range(0, len(batch), ENCODE_SLICE):
             if start and not self._closing:
                 time.sleep(SLICE_PAUSE)
-            for record in batch[start : start + ENCODE_SLICE]:
-                event = encode_one(record, settle)
-                if event is not None:
-                    events.append(event)
+            part = batch[start : start + ENCODE_SLICE]
+            try:  # the usual case, without a call and a try per event
+                events += list(map(encode, part))
+            except Exception:  # one of them cannot be encoded: find it, count it
+                # (the others of the slice are encoded again: new event ids, and the
+                # redaction hook called once more; none of them was sent yet)
+                for record in part:
+                    event = encode_one(record, settle)
+                    if event is not None:
+                        events.append(event)
         return events
 
     def _encode_one(self, record: R, settle: Callable[[int, Counter], None]) -> bytes | None:

@@ -78,9 +78,11 @@ def format_ts(when: float | datetime) -> str:
     if cached[0] != whole:
         second = datetime.fromtimestamp(whole, timezone.utc).isoformat(timespec="seconds")
         cached = _last_second[0] = (whole, second[:-6])  # without "+00:00"
-    return f"{cached[1]}.{micros // 1000:03d}+00:00"
+    return cached[1] + _MILLIS[micros // 1000]
 
 
+# ".000+00:00" to ".999+00:00": a lookup instead of a format per event on the sender thread.
+_MILLIS = tuple(f".{ms:03d}+00:00" for ms in range(1000))
 # The last whole second format_ts saw and its text (nan: none yet). One tuple, replaced
 # whole, so that threads that format at the same time never see a half-updated pair.
 _last_second: list[tuple[float, str]] = [(math.nan, "")]
@@ -176,7 +178,7 @@ def redacted(fields: dict[str, object], redact: Redactor) -> dict[str, object]:
     value = out.get("input")
     if isinstance(value, str):
         out["input"] = apply(value)
-    elif isinstance(value, list):
+    elif isinstance(value, (list, tuple)):
         out["input"] = [
             {**m, "content": apply(m["content"])}
             if isinstance(m, dict) and isinstance(m.get("content"), str)

@@ -22,7 +22,7 @@ import pytest
 import kept.delivery
 from kept import Client
 from kept.transports import HttpTransport, Outcome, make_transport
-from kept.transports.http import _retry_after
+from kept.transports.http import _retry_after, json_array
 
 Events = list[dict[str, Any]]
 Answer = tuple[int, dict[str, Any] | None, dict[str, str]]
@@ -131,6 +131,19 @@ def test_posts_compact_json_arrays_over_one_connection(sink: Sink, clients: list
     assert len({r.peer for r in sink.requests}) == 1  # keep-alive
     assert models(sink.events()) == ["a", "b", "c"]
     assert client.stats()["sent"] == 3
+
+
+def test_a_batch_is_one_json_array_of_its_events(sink: Sink, clients: list[Client]) -> None:
+    client = make(clients, sink.url)
+    for model in ("a", "b", "c", "d"):
+        log(client, model)
+    assert client.flush(timeout=5)
+    assert models(sink.events()) == ["a", "b", "c", "d"]
+    for request in sink.requests:
+        assert request.raw == json.dumps(request.events, separators=(",", ":")).encode()
+    assert json_array([]) == b"[]"
+    assert json_array([b"1"]) == b"[1]"
+    assert json_array([b"1", b"{}", b"3"]) == b"[1,{},3]"
 
 
 def test_endpoint_and_key_from_environment(

@@ -358,3 +358,21 @@ def test_dropped_client_lets_its_thread_end(clients: list[Client]) -> None:
     thread.join(5)
     assert not thread.is_alive()
     assert sink.models(0) == ["a"]  # drained before ending
+
+
+def test_an_event_that_cannot_be_encoded_costs_only_itself(clients: list[Client]) -> None:
+    # Slices are encoded in one go; a failure re-encodes its slice one event at a time.
+    # Every other event is then sent once, in order, with an id of its own.
+    sink = Scripted()
+    client = make(clients, sink, batch_size=1_000)
+    n = 3 * kept.worker.ENCODE_SLICE + 5
+    bad = kept.worker.ENCODE_SLICE + 7
+    unjson: Any = [{"role": "user", "content": object()}]
+    for i in range(n):
+        client.log_generation(model=f"m{i}", input=unjson if i == bad else "fine")
+    assert client.flush(timeout=5)
+    sent = [e for call in sink.calls for e in call]
+    assert [e["model"] for e in sent] == [f"m{i}" for i in range(n) if i != bad]
+    assert len({e["event_id"] for e in sent}) == n - 1
+    stats = client.stats()
+    assert (stats["sent"], stats["dropped_invalid"], stats["queued"]) == (n - 1, 1, 0)

@@ -62,7 +62,7 @@ class HttpTransport:
 
     def send(self, events: Sequence[bytes]) -> SendResult:
         """Send ``events`` as one request and interpret the answer."""
-        body = b"[" + b",".join(events) + b"]"
+        body = json_array(events)
         reused = self._conn is not None
         try:
             try:
@@ -114,6 +114,14 @@ class HttpTransport:
         if conn is not None:
             with contextlib.suppress(Exception):  # a broken connection may fail to close
                 conn.close()
+
+
+def json_array(events: Sequence[bytes]) -> bytes:
+    """``[e1,e2,...]`` in one copy of the events: a batch is about half a megabyte, and
+    ``b"[" + b",".join(events) + b"]"`` copies it three times on the sender thread."""
+    if len(events) < 2:
+        return b"[" + b"".join(events) + b"]"
+    return b",".join([b"[" + events[0], *events[1:-1], events[-1] + b"]"])
 
 
 def _interpret(status: int, retry_after: str | None, data: bytes, count: int) -> SendResult:
