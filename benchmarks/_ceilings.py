@@ -24,8 +24,8 @@ from kept_ingest.rows import EventRows, to_rows
 from kept_storage import Store, migrate
 
 BATCH_EVENTS = 20_000
-"""Events per insert: `kept consume`'s batch (KEPT_KAFKA_BATCH_MAX_EVENTS) and about the
-HTTP writer's group commit under load."""
+"""Events per insert: `kept consume`'s batch (KEPT_KAFKA_BATCH_MAX_EVENTS). The HTTP
+writer's group commit takes at most what the clients have in flight at once."""
 
 
 def fetch_rate(bootstrap: str, topic: str, messages: int) -> float:
@@ -57,13 +57,12 @@ def fetch_rate(bootstrap: str, topic: str, messages: int) -> float:
     return seen / elapsed
 
 
-def batches(events: Sequence[Event], project: str | None = None) -> list[EventRows]:
-    """The rows of `events`, a batch of BATCH_EVENTS at a time (made before any clock)."""
+def batches(
+    events: Sequence[Event], project: str | None = None, size: int = BATCH_EVENTS
+) -> list[EventRows]:
+    """The rows of `events`, a batch of `size` at a time (made before any clock)."""
     now = datetime.now(timezone.utc)
-    return [
-        to_rows(events[i : i + BATCH_EVENTS], now, project)
-        for i in range(0, len(events), BATCH_EVENTS)
-    ]
+    return [to_rows(events[i : i + size], now, project) for i in range(0, len(events), size)]
 
 
 def insert_rate(dsn: str, database: str, rows: Sequence[EventRows]) -> tuple[float, float]:
@@ -92,6 +91,22 @@ def cpu_seconds(pid: int) -> float:
     figure that moves little with the load of the machine's other processes."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def thread_cpu_seconds(pid: int) -> dict[str, float]:
+    """CPU time so far of a process's threads by name, digits dropped (`ThreadPool`,
+    `MergeMutate`, ...: the embedded store's threads are named; Python's are `python`)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    totals: dict[str, float] = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            stat = (task / "stat").read_text()
+        except OSError:  # the thread ended meanwhile
+            continue
+        name = stat[stat.index("(") + 1 : stat.rindex(")")].rstrip("0123456789")
+        fields = stat.rsplit(")", 1)[1].split()
+        totals[name] = totals.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / ticks
+    return totals
 
 
 def ratio(rate: float, ceiling: float) -> str:

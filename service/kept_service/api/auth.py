@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Annotated, TypeVar
 
@@ -84,18 +85,23 @@ async def _key_project(runtime: RuntimeDep, credentials: KeyCredentials) -> str:
     return project
 
 
-async def _intake_project(runtime: RuntimeDep, credentials: KeyCredentials) -> str:
+async def _intake_project(runtime: RuntimeDep, credentials: KeyCredentials) -> AsyncIterator[str]:
     try:
-        return await _key_project(runtime, credentials)
+        project = await _key_project(runtime, credentials)
     except ApiError:
         runtime.metrics.events_rejected.labels("unknown", "unauthorized").inc()
         raise
+    # From here the request is on its way to the writer: inserts wait for it while it
+    # reads and decodes its body, so that concurrent clients share an insert.
+    with runtime.writer.arriving():
+        yield project
 
 
 KeyProject = Annotated[str, Depends(_key_project)]
 """The project of the caller's project key; 401 without a valid key."""
 IntakeProject = Annotated[str, Depends(_intake_project)]
-"""As KeyProject, and a refusal counts as a rejected event (`reason="unauthorized"`)."""
+"""As KeyProject, and a refusal counts as a rejected event (`reason="unauthorized"`);
+while the request runs, the writer expects its rows (`BatchWriter.arriving`)."""
 
 
 async def _admin(runtime: RuntimeDep, credentials: AdminCredentials) -> Runtime:

@@ -59,7 +59,11 @@ class ServerSettings(KafkaSettings, OtlpSettings, StoreSettings):
         200_000, ge=1, description="Rows waiting for insert before intake answers 429."
     )
     batch_linger_ms: float = Field(
-        0.0, ge=0, description="Extra wait to grow a batch; inserts already group requests."
+        200.0,
+        ge=0,
+        description="Longest a request waits for others to share its insert (each insert "
+        "costs the store a part to write and merge): the writer waits only while fewer "
+        "requests are queued than recent inserts carried, so a lone client never waits.",
     )
     create_demo_key: bool = Field(True, description="Create a `demo` project key on first start.")
     keys_reload_s: float = Field(
