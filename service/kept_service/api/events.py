@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
+from operator import attrgetter
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Request
@@ -34,6 +35,7 @@ router = APIRouter(tags=["intake"])
 ROUTE = "/v1/events"
 SCHEMAS = openapi.event_schemas()
 """Components the hand-written body declaration refers to."""
+_TYPE = attrgetter("type")
 _MAX_SPOOL_DIGITS = 18
 """Longer spool reports are ignored (an exabyte of spool is no report worth a metric)."""
 
@@ -66,6 +68,8 @@ def _decode(
 
 
 def _project_mismatches(events: Sequence[AnyEvent], project: str) -> InvalidEvents | None:
+    if {e.project for e in events} <= {None, project}:  # the usual case: one set, no list
+        return None
     mismatched = [
         (i, e) for i, e in enumerate(events) if e.project is not None and e.project != project
     ]
@@ -179,6 +183,6 @@ async def store_events(runtime: Runtime, events: Sequence[AnyEvent], project: st
         raise ApiError(
             503, "unavailable", f"events could not be stored: {exc}", headers={"Retry-After": "5"}
         ) from None
-    for kind, count in Counter(e.type for e in events).items():
+    for kind, count in Counter(map(_TYPE, events)).items():
         metrics.events_accepted.labels(kind).inc(count)
     return Accepted(accepted=len(events))
