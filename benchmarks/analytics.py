@@ -2,10 +2,16 @@
 
 Prints: load time, the outcomes job's full run, an incremental run after a trickle of
 new events, `kept report --by model,prompt_version,day` latency over 30 days (rollup
-path, and the exact path), and peak memory (RSS) of this process, which hosts the
-embedded engine.
+path, and the exact path), and the peak memory (RSS) of this process, which hosts the
+embedded engine, during each (the peak is reset before each phase), with the targets of
+issue 16 beside them: full run at 10M generations <= 60 s and <= 1 GiB, incremental run
+< 1 s, rollup report < 200 ms. CPU seconds of the process are printed too: on a shared
+machine they are steadier than wall-clock time.
 
     .venv/bin/python benchmarks/analytics.py [--generations 10000000] [--data DIR]
+
+With `--data DIR` the store is kept there, and a later run with the same DIR loads
+nothing and measures the store as it is (each run adds the incremental trickle).
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -28,17 +35,50 @@ from kept_analytics.runner import run_once
 from kept_storage import Store, chdb_dsn, migrate
 from tests.synthetic import load
 
+FULL_S_AT_10M = 60.0
+FULL_PEAK_MIB = 1024.0
+INCREMENTAL_S = 1.0
+ROLLUP_REPORT_MS = 200.0
+
 
 def peak_rss_mib() -> float:
+    """Peak RSS since the last `reset_peak` (Linux: VmHWM), else of the whole process."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def timed(label: str, fn: object) -> float:
-    started = time.perf_counter()
-    fn()  # type: ignore[operator]
+def reset_peak() -> None:
+    """Start a new peak RSS (Linux: writing 5 to clear_refs resets VmHWM)."""
+    try:
+        with open("/proc/self/clear_refs", "w") as refs:
+            refs.write("5")
+    except OSError:
+        pass
+
+
+def verdict(met: bool) -> str:
+    return "met" if met else "NOT met"
+
+
+def timed(label: str, fn: Callable[[], object]) -> tuple[float, float]:
+    """Runs `fn`; prints and returns its wall seconds and its peak RSS (MiB)."""
+    reset_peak()
+    started, cpu = time.perf_counter(), time.process_time()
+    fn()
     seconds = time.perf_counter() - started
-    print(f"{label}: {seconds:.2f} s (peak RSS so far {peak_rss_mib():,.0f} MiB)", flush=True)
-    return seconds
+    peak = peak_rss_mib()
+    print(
+        f"{label}: {seconds:.2f} s, CPU {time.process_time() - cpu:.2f} s, "
+        f"peak RSS {peak:,.0f} MiB",
+        flush=True,
+    )
+    return seconds, peak
 
 
 def main() -> None:
@@ -60,26 +100,39 @@ def main() -> None:
             load(store, min(chunk, count - offset), start, now - timedelta(minutes=1),
                  offset=offset)  # fmt: skip
 
-    # Every chunk spreads over the whole window (offset shifts the ids, not the time).
-    load_seconds = timed(f"load {count:,} generations", load_all)
+    stored = int(store.scalar("SELECT count() FROM generations") or 0)
+    if stored:
+        print(f"store in {directory} kept from an earlier run: nothing loaded")
+    else:
+        # Every chunk spreads over the whole window (offset shifts the ids, not the time).
+        timed(f"load {count:,} generations", load_all)
     gens = store.scalar("SELECT count() FROM generations")
     events = store.scalar("SELECT count() FROM feedback")
-    print(f"  {gens:,} generations, {events:,} feedback events "
-          f"({(gens + events) / load_seconds:,.0f} rows/s)")  # fmt: skip
+    print(f"  {gens:,} generations, {events:,} feedback events")
     job, lease = OutcomesJob(store, lag_s=0), Lease(store, 20)
-    timed("outcomes job, full run", lambda: run_once(job, lease))
+    full_s, full_peak = timed("outcomes job, full run", lambda: run_once(job, lease, full=True))
+    # The target is at 10M generations: scaled linearly to this store's size.
+    full_target = FULL_S_AT_10M * gens / 10_000_000
+    print(
+        f"  target at 10M: <= {FULL_S_AT_10M:.0f} s (here {gens:,}: <= {full_target:.1f} s): "
+        f"{verdict(full_s <= full_target)}; peak <= {FULL_PEAK_MIB:,.0f} MiB: "
+        f"{verdict(full_peak <= FULL_PEAK_MIB)}"
+    )
     time.sleep(0.01)
-    load(store, 1000, now - timedelta(minutes=10), now, prefix="late-", project="bench")
+    # New ids every run, so that a kept store gets 1,000 new generations each time.
+    late = f"late-{time.time_ns()}-"
+    load(store, 1000, now - timedelta(minutes=10), now, prefix=late, project="bench")
     store.command(
         "INSERT INTO feedback (project, ts, generation_id, type, event_id, received_at, name) "
         "SELECT 'bench', now64(3), concat('g', toString(number * 9973)), 'action', "
         "generateUUIDv4(), now64(3), 'accept' FROM numbers(100)"
     )
     time.sleep(0.01)
-    timed(
+    incremental_s, _ = timed(
         "outcomes job, incremental run (1,000 new generations + 100 late votes on old ones)",
         lambda: run_once(job, lease),
     )
+    print(f"  target < {INCREMENTAL_S:.0f} s: {verdict(incremental_s < INCREMENTAL_S)}")
     spec = ReportSpec(since=now - timedelta(days=args.days), until=now,
                       by=("model", "prompt_version", "day"))  # fmt: skip
     for label, exact in (("rollup", False), ("exact", True)):
@@ -88,12 +141,17 @@ def main() -> None:
             started = time.perf_counter()
             groups = report(store, spec.model_copy(update={"exact": exact}))
             timings.append(time.perf_counter() - started)
+        median_ms = statistics.median(timings) * 1000
+        target = (
+            f"; target < {ROLLUP_REPORT_MS:.0f} ms: {verdict(median_ms < ROLLUP_REPORT_MS)}"
+            if not exact
+            else ""
+        )
         print(
             f"report --by model,prompt_version,day over {args.days} days ({label} path): "
-            f"median {statistics.median(timings) * 1000:,.0f} ms, "
-            f"best {min(timings) * 1000:,.0f} ms, {len(groups)} groups"
+            f"median {median_ms:,.0f} ms, best {min(timings) * 1000:,.0f} ms, "
+            f"{len(groups)} groups{target}"
         )
-    print(f"peak RSS {peak_rss_mib():,.0f} MiB")
     store.close()
     if not args.data:
         shutil.rmtree(directory, ignore_errors=True)

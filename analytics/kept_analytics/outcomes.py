@@ -8,35 +8,43 @@ exact at any time, and the hourly rollup fed by a materialized view stays exact 
 
 A run that dies half-way is repaired by the next one: the watermark moves only after
 success, and the next run cancels whatever versions are live, however many.
+
+The fold statement is folding.py's; `full` on one server is rebuild.py's (truncate, then
+fold every generation without staging); on a cluster `full` refolds from the epoch here.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
-from datetime import date, datetime, timezone
+from datetime import date, datetime
 from typing import Any
 
+from kept_analytics.folding import (
+    EPOCH,
+    JOB,
+    Deposed,
+    RunResult,
+    fold,
+    record_watermark,
+    run_until,
+    spans,
+)
 from kept_analytics.lease import Fence
+from kept_analytics.rebuild import rebuild
 from kept_storage import Store, utc
 from kept_wire.contract import ACCEPT_ACTIONS_DEFAULT
 
+__all__ = ["EPOCH", "JOB", "Deposed", "OutcomesJob", "RunResult", "spans"]
+
 log = logging.getLogger("kept.analytics")
 
-JOB = "outcomes"
-EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 FOLD_MAX_GENERATIONS = 20_000
-"""Most generations one fold statement takes. Consecutive cohort days are folded together
-up to it (100 late votes over a month: one statement, not thirty), and a day is never
-split. Small: measured at 1M generations over 30 days, spans of 300,000 made the rebuild
-slower (60 s against 47 s a day at a time) as well as bigger in memory."""
-
-_OUTCOME_COLUMNS = (
-    "project, gen_ts, generation_id, version, sign, is_first, model, prompt_version, metadata, "
-    "latency_ms, output_tokens, cost_usd, accepted, vote, corrected, correction_similarity, "
-    "survival, actions, scores"
-)
+"""Most touched generations one incremental fold statement takes. Consecutive cohort days
+are folded together up to it (100 late votes over a month: one statement, not thirty),
+and a day is never split. Small: measured at 1M generations over 30 days, spans of
+300,000 staged generations made a refold of everything slower (60 s against 47 s a day at
+a time) as well as bigger in memory (the IN sets over staging)."""
 
 # The generations of a span of cohort days that this run touches, as a prefix of the
 # tables' sort keys (project, day, generation_id), so the primary index skips other
@@ -56,50 +64,12 @@ _AFFECTED_IDS = (
     f"(SELECT generation_id FROM analytics_run_generations WHERE {_RUN} "
     "AND toDate(gen_ts) BETWEEN {first:Date} AND {last:Date})"
 )
-
-# Latest event per (generation, type, name, checkpoint), then one row per generation.
-# Feedback happens after its generation; a day of slack covers client clock skew.
-_FEEDBACK = f"""
-SELECT project, generation_id,
-    max(type = 'action' AND name IN {{accept:Array(String)}}) AS accepted,
-    toInt8(anyIf(value, type = 'vote')) AS vote,
-    countIf(type = 'correction') > 0 AS corrected,
-    anyIf(text, type = 'correction') AS correction,
-    mapFromArrays(groupArrayIf(checkpoint_s, type = 'survival'),
-                  groupArrayIf(assumeNotNull(value), type = 'survival')) AS survival,
-    groupArrayIf(name, type = 'action') AS actions,
-    mapFromArrays(groupArrayIf(name, type = 'score'),
-                  groupArrayIf(assumeNotNull(value), type = 'score')) AS scores
-FROM (
-    SELECT project, generation_id, type, name, checkpoint_s,
-        argMax(value, (ts, event_id)) AS value, argMax(text, (ts, event_id)) AS text
-    FROM feedback
-    -- feedback is keyed by its own day; the bloom filter on generation_id prunes instead
-    WHERE toDate(ts) >= {{first:Date}} - 1 AND generation_id IN {_AFFECTED_IDS}
-        AND (project, generation_id) IN {_AFFECTED_PAIRS}
-    GROUP BY project, generation_id, type, name, checkpoint_s
+# Feedback happens after its generation; a day of slack covers client clock skew. Feedback
+# is keyed by its own day; the bloom filter on generation_id prunes instead.
+_AFFECTED_FEEDBACK = (
+    f"toDate(ts) >= {{first:Date}} - 1 AND generation_id IN {_AFFECTED_IDS} "
+    f"AND (project, generation_id) IN {_AFFECTED_PAIRS}"
 )
-GROUP BY project, generation_id
-"""
-
-# A generation's rows (a retry past the dedup window, an OTel span and its supplement)
-# merge field by field: the first stored value that is set wins (argMin skips NULLs; the
-# -If forms skip empty strings and maps). Only supplements: not a generation (yet).
-_GENERATIONS = f"""
-SELECT project, generation_id, min(ts) AS gen_ts,
-    argMin(model, inserted_at) AS model,
-    argMinIf(prompt_version, inserted_at, prompt_version != '') AS prompt_version,
-    argMinIf(metadata, inserted_at, notEmpty(metadata)) AS metadata,
-    argMin(latency_ms, inserted_at) AS latency_ms,
-    argMin(output_tokens, inserted_at) AS output_tokens, argMin(cost_usd, inserted_at) AS cost_usd,
-    argMinIf(output, inserted_at, output_captured) AS output,
-    max(output_captured) AS captured
-FROM generations
-WHERE (project, toDate(ts), generation_id) IN {_AFFECTED_KEYS}
-GROUP BY project, generation_id
-HAVING countIf(NOT supplement) > 0
-"""
-
 _OUTCOME_KEY = "(project, toDate(gen_ts), generation_id) IN " + _AFFECTED_KEYS
 
 # Live versions: a version whose +1 row has no matching cancel yet. (Aliases differ from
@@ -115,69 +85,26 @@ FROM outcomes WHERE {_OUTCOME_KEY}
 GROUP BY project, generation_id, version HAVING sum(sign) > 0
 """
 
-
-def _fold(rebuild: bool) -> str:
-    """The statement that writes a day's new outcome versions. A rebuild starts from
-    empty tables: every generation is new and nothing is live to cancel, which spares
-    the two lookups in `outcomes` (a third of an incremental fold's time)."""
-    is_first = "toUInt8(1)" if rebuild else (
+# New versions of the touched generations of a span of days, and a cancel row for every
+# live version they had.
+_FOLD = fold(
+    generations_where=f"(project, toDate(ts), generation_id) IN {_AFFECTED_KEYS}",
+    feedback_where=_AFFECTED_FEEDBACK,
+    is_first=(
         "toUInt8((g.project, g.generation_id) NOT IN ("
         f"SELECT project, generation_id FROM outcomes WHERE {_OUTCOME_KEY} AND is_first = 1))"
-    )  # fmt: skip
-    cancels = (
-        ""
-        if rebuild
-        else f"""
+    ),
+    cancels=f"""
     UNION ALL
     SELECT project, l_gen_ts, generation_id, version, toInt8(-1), toUInt8(0), l_model,
         l_prompt_version, l_metadata, l_latency_ms, l_output_tokens, l_cost_usd, l_accepted,
         l_vote, l_corrected, l_correction_similarity, l_survival, l_actions, l_scores
-    FROM ({_LIVE})"""
-    )
-    return f"""
-INSERT INTO outcomes ({_OUTCOME_COLUMNS})
-SELECT {_OUTCOME_COLUMNS} FROM (
-    SELECT g.project AS project, g.gen_ts AS gen_ts, g.generation_id AS generation_id,
-        {{version:UInt64}} AS version, toInt8(1) AS sign, {is_first} AS is_first,
-        g.model AS model, g.prompt_version AS prompt_version, g.metadata AS metadata,
-        g.latency_ms AS latency_ms, g.output_tokens AS output_tokens, g.cost_usd AS cost_usd,
-        toUInt8(f.accepted) AS accepted, f.vote AS vote, toUInt8(f.corrected) AS corrected,
-        if(f.corrected AND g.captured,
-           1 - editDistanceUTF8(g.output, f.correction)
-               / greatest(lengthUTF8(g.output), lengthUTF8(f.correction), 1),
-           NULL) AS correction_similarity,
-        f.survival AS survival, f.actions AS actions, f.scores AS scores
-    FROM ({_GENERATIONS}) AS g
-    LEFT JOIN ({_FEEDBACK}) AS f
-        ON g.project = f.project AND g.generation_id = f.generation_id{cancels}
+    FROM ({_LIVE})""",
 )
-WHERE {Fence.condition}
-"""
-
-
-_FOLD = _fold(rebuild=False)
-_REBUILD_FOLD = _fold(rebuild=True)
 
 _WINDOW = (
     "inserted_at > {since:DateTime64(3, 'UTC')} AND inserted_at <= {until:DateTime64(3, 'UTC')}"
 )
-
-
-@dataclass(frozen=True)
-class RunResult:
-    """What one run did."""
-
-    since: datetime
-    until: datetime
-    generations: int
-    """Generations whose outcome was recomputed."""
-    days: int
-    """Cohort days they belong to (one fold query each)."""
-    seconds: float
-
-
-class Deposed(Exception):
-    """The run's lease term is no longer the newest: another runner took over."""
 
 
 class OutcomesJob:
@@ -209,50 +136,26 @@ class OutcomesJob:
     def run(self, fence: Fence, full: bool = False) -> RunResult:
         """Fold everything inserted since the last run; `full` rebuilds from scratch.
         Raises Deposed when `fence`'s term is superseded before the run could start."""
-        started = time.perf_counter()
         store = self._store
         if full and store.cluster is None:
-            # TRUNCATE cannot carry the fence: check just before (a new holder also
-            # kills what still runs of an older term when it takes over).
-            if not fence.holds(store):
-                raise Deposed(f"lease term {fence.term} was superseded")
-            for table in ("outcomes", "outcomes_hourly", "analytics_state"):
-                store.command(f"TRUNCATE TABLE {table}", settings=fence.settings())
+            return rebuild(store, fence, self._accept, self.lag_s)
         # On a cluster, TRUNCATE through a Distributed table empties nothing on the shards:
         # the rebuild refolds every generation from the epoch instead, cancelling the
         # outcomes they had (exact, as every refold is).
+        started = time.perf_counter()
         since = EPOCH if full else self.watermark()
-        until = utc(
-            store.scalar(
-                "SELECT now64(3, 'UTC') - toIntervalMillisecond({lag:UInt32})",
-                {"lag": int(self.lag_s * 1000)},
-            )
-        )
+        until = run_until(store, self.lag_s)
         # The run's staging partition, and the version of the outcomes it writes.
         run = time.time_ns()
         self._drop_staging()  # what crashed or deposed runs left
         try:
             days = self._collect({"since": since, "until": until, "run": run}, fence)
             fenced = {"run": run, "version": run, "accept": self._accept, **fence.params}
-            # A rebuild on one server starts from the truncated tables above; on a cluster
-            # nothing was truncated, so what is live must be cancelled as usual.
-            fold = _REBUILD_FOLD if full and store.cluster is None else _FOLD
             for first, last in spans(days, FOLD_MAX_GENERATIONS):
                 span = {"first": first, "last": last}
-                store.command(fold, {**fenced, **span}, settings=fence.settings())
-            touched = int(
-                store.scalar(
-                    "SELECT count() FROM analytics_run_generations WHERE run = {run:UInt64}",
-                    {"run": run},
-                )
-                or 0
-            )
-            store.command(
-                "INSERT INTO analytics_state (job, until) "
-                f"SELECT {{j:String}}, {{u:DateTime64(3, 'UTC')}} WHERE {Fence.condition}",
-                {"j": JOB, "u": until, **fence.params},
-                settings=fence.settings(),
-            )
+                store.command(_FOLD, {**fenced, **span}, settings=fence.settings())
+            touched = sum(count for _, count in days)
+            record_watermark(store, fence, until)
         finally:
             self._drop_staging(run)
         if not fence.holds(store):
@@ -336,18 +239,3 @@ class OutcomesJob:
             run,
         )
         return [(r[0], int(r[1])) for r in rows]
-
-
-def spans(days: list[tuple[date, int]], limit: int) -> list[tuple[date, date]]:
-    """Consecutive `(day, generations)` grouped into `(first, last)` spans of at most
-    `limit` generations each (a bigger day is a span of its own)."""
-    grouped: list[tuple[date, date]] = []
-    total = 0
-    for day, count in days:
-        if grouped and total + count <= limit:
-            grouped[-1] = (grouped[-1][0], day)
-            total += count
-        else:
-            grouped.append((day, day))
-            total = count
-    return grouped
