@@ -191,7 +191,7 @@ def _keys_read(events: list[FastEvent]) -> int | None:
 
 def decode_valid(body: bytes) -> list[FastEvent] | None:
     """The events of a JSON array body if it is certainly valid, else None (pydantic then
-    decides). Check the body's shape first: this holds the GIL for the whole body."""
+    decides). Holds the GIL for the whole body: callers bound its size."""
     try:
         events = _DECODER.decode(body)
     except (msgspec.ValidationError, msgspec.DecodeError):
