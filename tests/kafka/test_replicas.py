@@ -135,7 +135,10 @@ def test_replicas_share_keys_tokens_admin_api_and_store_each_event_once(
         one = stack.enter_context(serve_process(tmp_path / "one", None, **env))
         two = stack.enter_context(serve_process(tmp_path / "two", None, **env))
         # Each replica's consumer holds a partition: both store part of the events.
-        within(90, lambda: sorted([*held_partitions(one), *held_partitions(two)]) == [0, 1])
+        # One each: [0, 1] held by replica one alone would leave a rebalance to come (two
+        # still joining), and the partition it then hands over is read again from its
+        # last commit, storing a batch twice (collapsed by merges, but not "once" here).
+        within(90, lambda: [held_partitions(one), held_partitions(two)] in ([{0}, {1}], [{1}, {0}]))
         assert not (tmp_path / "one" / "admin-token").exists()  # the setting, not the dir's
         assert not (tmp_path / "two" / "feedback-secret").exists()
 
