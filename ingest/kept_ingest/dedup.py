@@ -15,7 +15,6 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Iterable, Sequence
-from uuid import UUID
 
 from kept_storage import Store
 
@@ -23,43 +22,44 @@ from kept_storage import Store
 class RecentIds:
     """A bounded set of (project, event id) with first-in, first-out eviction.
 
-    Not thread-safe. A key is one int, the project's number above the id's 128 bits:
-    as small in memory as the id alone. Batches are handled whole (`keys`, `fresh`,
-    `remember`): per event, a Python call cost as much as the insert itself.
+    Not thread-safe. A key is one string: the project's number, then the id's canonical
+    text in lower case, as rows carry it (`kept_ingest.rows`) and the store returns it.
+    Batches are handled whole (`keys`, `fresh`, `remember`), at C speed where it can be:
+    per event, a Python call cost as much as the insert itself.
     """
 
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
-        self._ids: set[int] = set()
-        self._order: deque[int] = deque()
-        self._projects: dict[str, int] = {}
+        self._ids: set[str] = set()
+        self._order: deque[str] = deque()
+        self._projects: dict[str, str] = {}
 
     def __len__(self) -> int:
         return len(self._ids)
 
-    def _base(self, project: str) -> int:
-        base = self._projects.get(project)
-        if base is None:
-            base = self._projects[project] = (len(self._projects) + 1) << 128
-        return base
+    def _prefix(self, project: str) -> str:
+        prefix = self._projects.get(project)
+        if prefix is None:
+            prefix = self._projects[project] = f"{len(self._projects)}/"
+        return prefix
 
-    def key(self, project: str, event_id: int) -> int:
-        """The key within `project` of an id (its 128-bit number, as rows carry it)."""
-        return self._base(project) | event_id
+    def key(self, project: str, event_id: str) -> str:
+        """The key within `project` of an id (its text, as rows carry it)."""
+        return self._prefix(project) + event_id
 
-    def keys(self, projects: Sequence[str], event_ids: Sequence[int]) -> list[int]:
+    def keys(self, projects: Sequence[str], event_ids: Sequence[str]) -> list[str]:
         """The keys of a batch's ids (a batch is nearly always of one project)."""
         if not projects:
             return []
         if projects.count(projects[0]) == len(projects):
-            base = self._base(projects[0])
-            return [base | event_id for event_id in event_ids]
-        return [self._base(p) | e for p, e in zip(projects, event_ids, strict=True)]
+            prefix = self._prefix(projects[0])
+            return [prefix + event_id for event_id in event_ids]
+        return [self.key(p, e) for p, e in zip(projects, event_ids, strict=True)]
 
-    def seen(self, key: int) -> bool:
+    def seen(self, key: str) -> bool:
         return key in self._ids
 
-    def fresh(self, keys: Sequence[int]) -> list[bool] | None:
+    def fresh(self, keys: Sequence[str]) -> list[bool] | None:
         """Mask of keys neither remembered nor repeated earlier in `keys`; None when all
         are (the common case, checked at C speed)."""
         ids = self._ids
@@ -71,7 +71,7 @@ class RecentIds:
             seen.add(key)
         return mask
 
-    def remember(self, keys: Sequence[int]) -> None:
+    def remember(self, keys: Sequence[str]) -> None:
         """Remember `keys` (those not remembered yet), evicting the oldest beyond capacity."""
         ids, order = self._ids, self._order
         if ids.isdisjoint(keys) and len(set(keys)) == len(keys):
@@ -87,7 +87,7 @@ class RecentIds:
             popleft = order.popleft
             ids.difference_update([popleft() for _ in range(excess)])
 
-    def add(self, project_ids: Iterable[tuple[str, int]]) -> None:
+    def add(self, project_ids: Iterable[tuple[str, str]]) -> None:
         pairs = list(project_ids)
         self.remember(self.keys([p for p, _ in pairs], [e for _, e in pairs]))
 
@@ -101,9 +101,4 @@ class RecentIds:
                 "ORDER BY received_at DESC LIMIT {n:UInt64}",
                 {"w": window_s, "n": self.capacity},
             )
-            self.add((row[0], _number(row[1])) for row in reversed(rows))
-
-
-def _number(event_id: UUID | str) -> int:
-    """An id as the store returns it (a UUID, or its text) as its 128-bit number."""
-    return event_id.int if isinstance(event_id, UUID) else UUID(event_id).int
+            self.add((row[0], str(row[1])) for row in reversed(rows))

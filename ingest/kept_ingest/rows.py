@@ -6,7 +6,7 @@ import json
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -82,20 +82,6 @@ def _input(event: Generation) -> tuple[str, str]:
     return "chat", json.dumps(messages, ensure_ascii=False, separators=(",", ":"))
 
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
-_MILLISECOND = timedelta(milliseconds=1)
-
-
-def ticks(moment: datetime) -> int:
-    """A DateTime64(3) value as its integer ticks (ms since the epoch, exact).
-
-    The rows carry ticks rather than datetimes: the driver writes ints as they are, and
-    converting datetimes one by one was a tenth of the insert's cost. (The row makers
-    inline it: a call per event costs as much as the arithmetic.)
-    """
-    return (moment - _EPOCH) // _MILLISECOND
-
-
 def _owners(events: list[Any], project: str | None) -> list[str]:
     if project is not None:
         return [project] * len(events)
@@ -105,19 +91,21 @@ def _owners(events: list[Any], project: str | None) -> list[str]:
     return owners
 
 
-def _numbers(event_ids: list[UUID | str]) -> list[int]:
-    """Event ids as their 128-bit numbers: what the driver writes into a UUID column as it
-    is, and the recent-id window's keys (pydantic gives UUIDs, the fast path their text)."""
-    return [i.int if isinstance(i, UUID) else int(i.replace("-", ""), 16) for i in event_ids]
+def _ids(event_ids: list[UUID | str]) -> list[str]:
+    """Event ids as their canonical text in lower case, as rows carry them (and the
+    recent-id window keys them): pydantic gives UUIDs, the fast path the text as written,
+    in either case. One join, lower and split for the batch, not a call per id."""
+    texts = [i if type(i) is str else str(i) for i in event_ids]
+    return "\n".join(texts).lower().split("\n") if texts else []
 
 
 def _common(events: list[Any], project: str | None) -> dict[str, list[Any]]:
     """The columns both tables have, from the events' shared fields."""
     return {
         "project": _owners(events, project),
-        "ts": [(e.ts - _EPOCH) // _MILLISECOND for e in events],
+        "ts": [e.ts for e in events],
         "generation_id": [e.generation_id for e in events],
-        "event_id": _numbers([e.event_id for e in events]),
+        "event_id": _ids([e.event_id for e in events]),
         "user_id": [e.user_id or "" for e in events],
         "session_id": [e.session_id or "" for e in events],
     }
@@ -214,16 +202,15 @@ def to_rows(
     for event in events:
         by_type[event.type].append(event)
     rows = EventRows()
-    received = ticks(received_at)
     generations = by_type.pop("generation", None)
     if generations:
-        _fill(rows.generations, _generation_columns(generations, project), received)
+        _fill(rows.generations, _generation_columns(generations, project), received_at)
     for kind, group in by_type.items():  # feedback rows, type by type
-        _fill(rows.feedback, _feedback_columns(kind, group, project), received)
+        _fill(rows.feedback, _feedback_columns(kind, group, project), received_at)
     return rows
 
 
-def _fill(columns: Columns, made: dict[str, list[Any]], received_at: int) -> None:
+def _fill(columns: Columns, made: dict[str, list[Any]], received_at: datetime) -> None:
     made["received_at"] = [received_at] * len(made["ts"])
     for name in columns.names:
         columns.data[name].extend(made[name])

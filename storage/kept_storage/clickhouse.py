@@ -27,6 +27,7 @@ import clickhouse_connect
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import ClickHouseError, OperationalError
 
+from kept_storage.arrow_columns import arrow_table
 from kept_storage.cluster import QUERY_SETTINGS as CLUSTER_QUERY_SETTINGS
 from kept_storage.cluster import Cluster
 from kept_storage.errors import StorageError, StorageLocked, StorageUnavailable
@@ -199,17 +200,14 @@ class Store:
         return types
 
     def insert_columns(self, table: str, columns: Mapping[str, Sequence[Any]]) -> None:
-        """Insert column-oriented data; all columns must have the same length."""
-        names = list(columns)
-        types = self.column_types(table)
+        """Insert column-oriented data; all columns must have the same length. Values are
+        Python's: str (also for UUID and enum columns), int, float, bool, None, datetime
+        (aware, or naive UTC), dict and list (arrow_columns.py)."""
+        data = arrow_table(columns, self.column_types(table))
         with self._translated():
-            # Known types spare the driver a DESCRIBE round trip before every insert.
-            self.client().insert(
+            self.client().insert_arrow(
                 table,
-                [list(columns[n]) for n in names],
-                column_names=names,
-                column_type_names=[types[n] for n in names],
-                column_oriented=True,
+                data,
                 # Rows of one insert are not collapsed at insert time: callers never
                 # insert an event twice in one batch (the recent-id window drops
                 # repeats), merges collapse later ones, and readers count distinct ids.

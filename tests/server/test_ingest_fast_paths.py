@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import json
 import uuid
+from datetime import datetime, timezone
 from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from kept_ingest.decode import decode_json_array
 from kept_ingest.dedup import RecentIds
 from kept_ingest.jsonshape import (
     ShapeError,
@@ -24,6 +26,8 @@ from kept_ingest.jsonshape import (
     check_shape,
     keys_written,
 )
+from kept_ingest.rows import to_rows
+from tests.helpers import feedback
 
 
 def reference_brackets(body: bytes) -> bytes:
@@ -123,7 +127,7 @@ def test_keys_written_with_spaces_before_a_colon_says_it_cannot_count() -> None:
 
 def test_a_batch_of_new_ids_is_all_fresh_and_then_remembered() -> None:
     recent = RecentIds(100)
-    ids = [uuid.uuid4().int for _ in range(10)]
+    ids = [str(uuid.uuid4()) for _ in range(10)]
     keys = recent.keys(["p"] * 10, ids)
     assert recent.fresh(keys) is None
     recent.remember(keys)
@@ -134,7 +138,7 @@ def test_a_batch_of_new_ids_is_all_fresh_and_then_remembered() -> None:
 
 def test_repeats_within_a_batch_and_across_batches_are_masked() -> None:
     recent = RecentIds(100)
-    a, b, c = (uuid.uuid4().int for _ in range(3))
+    a, b, c = (str(uuid.uuid4()) for _ in range(3))
     recent.remember(recent.keys(["p"], [a]))
     keys = recent.keys(["p", "p", "p", "p"], [a, b, b, c])
     assert recent.fresh(keys) == [False, True, False, True]
@@ -142,7 +146,7 @@ def test_repeats_within_a_batch_and_across_batches_are_masked() -> None:
 
 def test_the_same_id_in_two_projects_is_two_ids() -> None:
     recent = RecentIds(100)
-    event_id = uuid.uuid4().int
+    event_id = str(uuid.uuid4())
     recent.remember(recent.keys(["p"], [event_id]))
     keys = recent.keys(["q", "p"], [event_id, event_id])
     assert recent.fresh(keys) == [True, False]
@@ -151,7 +155,7 @@ def test_the_same_id_in_two_projects_is_two_ids() -> None:
 
 def test_the_window_forgets_the_oldest_beyond_its_capacity() -> None:
     recent = RecentIds(5)
-    ids = [uuid.uuid4().int for _ in range(8)]
+    ids = [str(uuid.uuid4()) for _ in range(8)]
     recent.remember(recent.keys(["p"] * 3, ids[:3]))
     recent.remember(recent.keys(["p"] * 5, ids[3:]))
     assert len(recent) == 5
@@ -161,3 +165,16 @@ def test_the_window_forgets_the_oldest_beyond_its_capacity() -> None:
     recent.add([("p", ids[0])])
     assert recent.seen(recent.key("p", ids[0]))
     assert not recent.seen(recent.key("p", ids[3]))
+
+
+def test_rows_carry_an_id_in_lower_case_however_it_was_written() -> None:
+    """The same UUID in either case is one id: for the recent-id window, and for rows
+    made by either decoder."""
+    event_id = str(uuid.uuid4())
+    body = json.dumps([feedback("vote", "g", value=1, event_id=event_id.upper())]).encode()
+    (event,) = decode_json_array(body)
+    rows = to_rows([event], datetime.now(timezone.utc), "p")
+    assert rows.feedback.data["event_id"] == [event_id]
+    recent = RecentIds(100)
+    recent.remember(recent.keys(["p"], [event_id]))
+    assert recent.fresh(recent.keys(rows.feedback.data["project"], [event_id])) == [False]
