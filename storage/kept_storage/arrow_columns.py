@@ -34,8 +34,9 @@ _PLAIN: dict[str, pa.DataType] = {
     "Float64": pa.float64(),
 }
 _TIME = pa.timestamp("us", tz="UTC")
-"""Times as datetimes (aware in any zone, or naive UTC): microseconds, as Python has
-them; the column's DateTime64 precision truncates."""
+"""Times as datetimes (aware in any zone, or naive UTC) or as ints (microseconds since
+the epoch: a ninth of an aware datetime's conversion cost); the column's DateTime64
+precision truncates."""
 
 
 def arrow_type(clickhouse_type: str) -> pa.DataType:

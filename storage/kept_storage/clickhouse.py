@@ -202,7 +202,8 @@ class Store:
     def insert_columns(self, table: str, columns: Mapping[str, Sequence[Any]]) -> None:
         """Insert column-oriented data; all columns must have the same length. Values are
         Python's: str (also for UUID and enum columns), int, float, bool, None, datetime
-        (aware, or naive UTC), dict and list (arrow_columns.py)."""
+        (aware, or naive UTC; or int microseconds since the epoch), dict and list
+        (arrow_columns.py)."""
         data = arrow_table(columns, self.column_types(table))
         with self._translated():
             self.client().insert_arrow(

@@ -48,3 +48,10 @@ def test_a_simple_aggregate_takes_plain_values_of_its_type() -> None:
     assert arrow_type("SimpleAggregateFunction(sumMap, Map(UInt32, Int64))") == pa.map_(
         pa.uint32(), pa.int64()
     )
+
+
+def test_times_given_as_microseconds_are_the_same_instants() -> None:
+    moment = datetime(2026, 1, 2, 3, 4, 5, 123999, tzinfo=timezone.utc)
+    micros = (moment - datetime(1970, 1, 1, tzinfo=timezone.utc)) // timedelta(microseconds=1)
+    table = arrow_table({"ts": [micros]}, {"ts": "DateTime64(3, 'UTC')"})
+    assert table.column("ts").to_pylist() == [moment]
