@@ -192,6 +192,9 @@ def test_clickhouse_server_unreachable_holds_offsets_and_stops_cleanly(
     unreachable = {
         "KEPT_DSN": f"http://127.0.0.1:{free_port()}",
         "KEPT_KAFKA_SHUTDOWN_GRACE_S": "1",
+        # Batches of 500: while the first fails on the insert thread, the next is read; it
+        # must not be stored (nor committed) past the first.
+        "KEPT_KAFKA_BATCH_MAX_EVENTS": "500",
     }
     with consume_process(broker, topic, group, **unreachable) as consumer:
         consumer.wait_for(
