@@ -86,13 +86,15 @@ GROUP BY project, generation_id, version HAVING sum(sign) > 0
 """
 
 # New versions of the touched generations of a span of days, and a cancel row for every
-# live version they had.
+# live version they had. A new row is a generation's first when the generation has no row
+# at all: not "no is_first row", since a merge collapses the first version with its cancel
+# (and the rollup would then count the latency of the next version a second time).
 _FOLD = fold(
     generations_where=f"(project, toDate(ts), generation_id) IN {_AFFECTED_KEYS}",
     feedback_where=_AFFECTED_FEEDBACK,
     is_first=(
         "toUInt8((g.project, g.generation_id) NOT IN ("
-        f"SELECT project, generation_id FROM outcomes WHERE {_OUTCOME_KEY} AND is_first = 1))"
+        f"SELECT project, generation_id FROM outcomes WHERE {_OUTCOME_KEY}))"
     ),
     cancels=f"""
     UNION ALL

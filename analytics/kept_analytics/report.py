@@ -139,8 +139,13 @@ _EXACT_AGGREGATES = """
     sumMap(CAST(mapFromArrays(arrayMap(a -> toString(a), actions),
         arrayMap(a -> toInt64(sign), actions)), 'Map(String, Int64)')),
     sum(sign * ifNull(cost_usd, 0)), sum(sign * ifNull(output_tokens, 0)),
-    quantilesTDigestIf(0.5, 0.95)(assumeNotNull(latency_ms), is_first = 1 AND isNotNull(latency_ms))
+    quantilesTDigestIf(0.5, 0.95)(assumeNotNull(latency_ms), sign = 1 AND isNotNull(latency_ms)
+        AND (project, generation_id, version) NOT IN (
+            SELECT project, generation_id, version FROM outcomes WHERE sign = -1 AND {window}))
 """
+"""The latencies are those of live rows: +1 rows whose version has no cancel row yet. (Not
+the rows marked is_first: a merge collapses a generation's first version with its cancel;
+and not sign-weighted like the sums: a t-digest cannot take a row out again.)"""
 
 
 def _key_value(value: Any) -> Any:
@@ -199,7 +204,8 @@ def report(store: Store, spec: ReportSpec) -> list[dict[str, Any]]:
     else:
         query = _Query(spec, "gen_ts", spec.since, spec.until, "DateTime64(3, 'UTC')")
         query.params["threshold"] = spec.threshold
-        rows = store.rows(query.sql("outcomes", _EXACT_AGGREGATES), query.params)
+        aggregates = _EXACT_AGGREGATES.replace("{window}", query.filters.where())
+        rows = store.rows(query.sql("outcomes", aggregates), query.params)
         parse = [(_from_exact_row(r[len(query.keys) :]), r) for r in rows]
     groups = []
     for (counts, has_latency), row in parse:
