@@ -81,17 +81,22 @@ HAVING countIf(NOT supplement) > 0 {having}
 
 
 def fold(
-    generations_where: str, feedback_where: str, is_first: str, cancels: str, having: str = ""
+    generations_where: str,
+    feedback_where: str,
+    is_first: str,
+    cancels: str,
+    having: str = "",
+    into: str = "outcomes",
 ) -> str:
-    """The INSERT of the new versions (`version` parameter) of the generations that
-    `generations_where` selects, with their feedback (`feedback_where` must select at least
-    all of it), `is_first` the expression of a new row's is_first (of `g.project` and
+    """The INSERT into `into` of the new versions (`version` parameter) of the generations
+    that `generations_where` selects, with their feedback (`feedback_where` must select at
+    least all of it), `is_first` the expression of a new row's is_first (of `g.project` and
     `g.generation_id`), `cancels` a `UNION ALL SELECT ...` of cancel rows ('' for none) and
     `having` what else a generation must pass (`generations`).
     Fenced. (Measured at 1M generations: one aggregation over a UNION ALL of both tables
     instead of the join took as much CPU and half again the memory.)"""
     return f"""
-INSERT INTO outcomes ({OUTCOME_COLUMNS})
+INSERT INTO {into} ({OUTCOME_COLUMNS})
 SELECT {OUTCOME_COLUMNS} FROM (
     SELECT g.project AS project, g.gen_ts AS gen_ts, g.generation_id AS generation_id,
         {{version:UInt64}} AS version, toInt8(1) AS sign, {is_first} AS is_first,

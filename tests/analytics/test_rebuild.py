@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import time
+import uuid
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
 
 from kept_analytics import rebuild
-from kept_analytics.outcomes import RunResult
+from kept_analytics.lease import Lease
+from kept_analytics.outcomes import Deposed, OutcomesJob, RunResult
 from kept_analytics.report import ReportSpec, report
 from kept_storage import Store
 from tests.helpers import InProcessServer, feedback, generation, store_events
@@ -201,3 +203,50 @@ def test_a_generation_whose_rows_span_two_spans_is_folded_once(
     assert [row[0] for row in incremental] == ["midnight", "other"]
     _run(server, full=True)
     assert store.rows(live) == incremental
+
+
+def test_until_its_swap_a_rebuild_changes_nothing_and_deposed_it_never_does(
+    server: InProcessServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The rebuild writes into shadows and swaps them in at the end: readers see the old
+    outcomes meanwhile, and a rebuild deposed before its swap leaves them as they were."""
+    store = server.runtime.store
+    now = datetime.now(timezone.utc)
+    store_events(store, _events(now), now)
+    _run(server)
+    spec = ReportSpec(since=now - timedelta(days=8), until=now + timedelta(minutes=1))
+    before = _snapshot(store, spec)
+    assert before["report"][0]["accepted"] == 1  # e-old, by its copy
+    # A rebuild with another accept set (what a change of KEPT_ACCEPT_ACTIONS runs) would
+    # say 0; its term ends while it computes the rollup.
+    name = f"test-{uuid.uuid4().hex[:8]}"
+    holder, successor = Lease(store, 1, name), Lease(store, 20, name)
+    assert holder.acquire() == 1
+    fence = holder.fence()
+    assert fence is not None
+    fill_rollup = rebuild._fill_rollup
+    seen: list[dict[str, Any]] = []
+
+    def deposed_meanwhile(*args: Any) -> None:
+        fill_rollup(*args)
+        seen.append(_snapshot(store, spec))
+        time.sleep(1.2)
+        assert successor.acquire() == 2
+
+    monkeypatch.setattr(rebuild, "_fill_rollup", deposed_meanwhile)
+    job = OutcomesJob(store, accept_actions=("accept",), lag_s=0)
+    with pytest.raises(Deposed):
+        job.run(fence, full=True)
+    assert seen == [before]
+    assert _snapshot(store, spec) == before
+    assert not store.rows(
+        "SELECT name FROM system.tables WHERE database = currentDatabase() "
+        "AND name LIKE '%\\_rebuild'"
+    )
+
+    monkeypatch.setattr(rebuild, "_fill_rollup", fill_rollup)
+    fence = successor.fence()
+    assert fence is not None
+    assert job.run(fence, full=True).generations == 3
+    after = _snapshot(store, spec)
+    assert after["report"][0]["accepted"] == after["exact"][0]["accepted"] == 0
