@@ -84,8 +84,8 @@ def within(seconds: float, done: Callable[[], bool]) -> float:
 
 
 def assignments(replica: ServeProcess) -> list[str]:
-    """The replica's consumer's assignment log lines (for a failure's message)."""
-    return [line for line in list(replica.output) if _HOLDING.search(line)][-4:]
+    """The replica's consumer's and Kafka client's log lines (for a failure's message)."""
+    return [line for line in list(replica.output) if "kept.consumer" in line or "kafka" in line]
 
 
 def held_partitions(replica: ServeProcess) -> set[int]:

@@ -23,6 +23,9 @@ from kept_wire.kafka import (
 
 log = logging.getLogger("kept.consumer")
 
+MEMBERSHIP_CHECK_S = 5.0
+"""How often a consumer checks that the group still counts it a member (_left_behind)."""
+
 STALL_S = 20.0
 """A consumer that holds partitions with records waiting and gets none for this long is
 replaced (see KafkaIO._stalled)."""
@@ -61,6 +64,7 @@ class KafkaIO:
         self._settings, self._servers = settings, servers
         self._max_poll_records = max_poll_records
         self._last_records = self._last_check = time.monotonic()
+        self._last_membership_check = time.monotonic()
         self._positions: dict[Partition, int] = {}
         self._held: set[Partition] = set()
         self._broker_down = False
@@ -153,9 +157,38 @@ class KafkaIO:
                 self._positions[(tp.topic, tp.partition)] = batch[-1].offset + 1
         if messages:
             self._last_records = time.monotonic()
-        elif self._stalled():
+        if (not messages and self._stalled()) or self._left_behind():
             self._reconnect()
         return messages
+
+    def _left_behind(self) -> bool:
+        """Partitions held, yet no heartbeat answered for a whole session: the group has
+        let this member go (and given its partitions to others) without kafka-python
+        noticing, whose heartbeat loop then stays quiet (seen with 3.0.x in full test runs:
+        two members of one group each holding every partition). Checked every
+        MEMBERSHIP_CHECK_S; only while the brokers answer."""
+        from kafka.errors import KafkaError
+
+        now = time.monotonic()
+        if now - self._last_membership_check < MEMBERSHIP_CHECK_S:
+            return False
+        self._last_membership_check = now
+        heartbeat = getattr(getattr(self._consumer, "_coordinator", None), "heartbeat", None)
+        if heartbeat is None or not self._consumer.assignment():
+            return False
+        last = max(getattr(heartbeat, "last_receive", now), getattr(heartbeat, "last_reset", now))
+        if now - last <= self._settings.kafka_session_timeout_s:
+            return False
+        try:
+            self._consumer.end_offsets(list(self._consumer.assignment()))
+        except KafkaError:  # the brokers are away: heartbeats fail for that reason
+            return False
+        log.warning(
+            "no heartbeat answered for %.0f s while holding %s: rejoining the group",
+            now - last,
+            _names(self.assignment()),
+        )
+        return True
 
     def _stalled(self) -> bool:
         """No record for STALL_S while a partition held and not paused has records
