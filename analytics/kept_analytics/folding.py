@@ -17,6 +17,12 @@ from kept_storage import Store, utc
 JOB = "outcomes"
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
+INTO_VIEWS = {"parallel_view_processing": 1}
+"""Settings of an INSERT into a table that feeds views (`outcomes` feeds the rollup).
+Measured at 10M generations, the incremental run's fold (1,100 generations): 1.5-1.75 s
+without, 0.9-1.0 s with; the same INSERT into a table without views took 0.7 s. There is
+one view, so nothing else changes."""
+
 OUTCOME_COLUMNS = (
     "project, gen_ts, generation_id, version, sign, is_first, model, prompt_version, metadata, "
     "latency_ms, output_tokens, cost_usd, accepted, vote, corrected, correction_similarity, "

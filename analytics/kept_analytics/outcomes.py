@@ -22,6 +22,7 @@ from typing import Any
 
 from kept_analytics.folding import (
     EPOCH,
+    INTO_VIEWS,
     JOB,
     Deposed,
     RunResult,
@@ -70,7 +71,13 @@ _AFFECTED_FEEDBACK = (
     f"toDate(ts) >= {{first:Date}} - 1 AND generation_id IN {_AFFECTED_IDS} "
     f"AND (project, generation_id) IN {_AFFECTED_PAIRS}"
 )
-_OUTCOME_KEY = "(project, toDate(gen_ts), generation_id) IN " + _AFFECTED_KEYS
+# Each lookup tests the id alone first: a granule is 8,192 rows around each touched
+# generation, and a string set is cheaper per row than the key tuple (measured at 10M
+# generations, 100 old ones touched: 55 against 95 ms per table read).
+_OUTCOME_KEY = (
+    f"generation_id IN {_AFFECTED_IDS} "
+    f"AND (project, toDate(gen_ts), generation_id) IN {_AFFECTED_KEYS}"
+)
 
 # Live versions: a version whose +1 row has no matching cancel yet. (Aliases differ from
 # the column names: ClickHouse would resolve the WHERE's gen_ts to the aggregate.)
@@ -90,7 +97,10 @@ GROUP BY project, generation_id, version HAVING sum(sign) > 0
 # at all: not "no is_first row", since a merge collapses the first version with its cancel
 # (and the rollup would then count the latency of the next version a second time).
 _FOLD = fold(
-    generations_where=f"(project, toDate(ts), generation_id) IN {_AFFECTED_KEYS}",
+    generations_where=(
+        f"generation_id IN {_AFFECTED_IDS} "
+        f"AND (project, toDate(ts), generation_id) IN {_AFFECTED_KEYS}"
+    ),
     feedback_where=_AFFECTED_FEEDBACK,
     is_first=(
         "toUInt8((g.project, g.generation_id) NOT IN ("
@@ -155,7 +165,9 @@ class OutcomesJob:
             fenced = {"run": run, "version": run, "accept": self._accept, **fence.params}
             for first, last in spans(days, FOLD_MAX_GENERATIONS):
                 span = {"first": first, "last": last}
-                store.command(_FOLD, {**fenced, **span}, settings=fence.settings())
+                store.command(
+                    _FOLD, {**fenced, **span}, settings={**fence.settings(), **INTO_VIEWS}
+                )
             touched = sum(count for _, count in days)
             record_watermark(store, fence, until)
         finally:
