@@ -1,8 +1,9 @@
 """Reports: the metrics (README, "Metrics") per group, from the rollup or the outcome rows.
 
 Two paths compute the same counts:
-- the hourly rollup (`outcomes_hourly`): fast, cost grows with hours × models × prompt
-  versions in the window. The window is widened to whole UTC hours.
+- the hourly rollup (`outcomes_hourly`): fast, cost grows with the hours at the window's
+  edges and its whole days (rollup_sql.py) × models × prompt versions. The window is
+  widened to whole UTC hours.
 - the outcome rows (`outcomes`, sign-weighted): exact to the millisecond, any kept
   threshold, grouping and filtering by metadata. Used when asked (`exact`) or needed.
 Group keys come from an allow-list; metadata keys and every filter value travel as typed
@@ -18,6 +19,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from kept_analytics.metrics import GroupCounts, finalize
+from kept_analytics.rollup_sql import SETTINGS as ROLLUP_SETTINGS
+from kept_analytics.rollup_sql import rollup_sql
 from kept_storage import Store, utc
 from kept_storage.filters import Filters
 from kept_wire.contract import KEPT_THRESHOLD_DEFAULT, SURVIVAL_CHECKPOINTS_DEFAULT
@@ -121,12 +124,6 @@ class _Query:
         )
 
 
-_ROLLUP_AGGREGATES = """
-    sum(generations), sum(accepted), sum(votes_up), sum(votes_down), sum(corrected),
-    sum(similarity_sum), sum(similarity_n), sumMap(survival_hist), sumMap(actions),
-    sum(cost_usd_total), sum(output_tokens_total), quantilesTDigestMerge(0.5, 0.95)(latency)
-"""
-
 _EXACT_AGGREGATES = """
     sum(sign), sum(sign * accepted), sum(sign * (vote = 1)), sum(sign * (vote = -1)),
     sum(sign * corrected), sum(sign * ifNull(correction_similarity, 0)),
@@ -199,7 +196,8 @@ def report(store: Store, spec: ReportSpec) -> list[dict[str, Any]]:
     if spec.uses_rollup():
         since, until = rollup_bounds(spec)
         query = _Query(spec, "hour", since, until, "DateTime('UTC')")
-        rows = store.rows(query.sql("outcomes_hourly", _ROLLUP_AGGREGATES), query.params)
+        sql, params = rollup_sql(query.keys, spec, since, until)
+        rows = store.rows(sql, params, settings=ROLLUP_SETTINGS)
         parse = [(_from_rollup_row(r[len(query.keys) :], spec.threshold), r) for r in rows]
     else:
         query = _Query(spec, "gen_ts", spec.since, spec.until, "DateTime64(3, 'UTC')")

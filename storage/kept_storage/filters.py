@@ -9,7 +9,7 @@ exports select through this one builder.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import date
 from typing import Any, Protocol
 
 
@@ -50,15 +50,17 @@ class Filters:
     def window(
         self,
         column: str,
-        since: datetime | None,
-        until: datetime | None,
+        since: date | None,
+        until: date | None,
         sql_type: str = "DateTime64(3, 'UTC')",
+        prefix: str = "",
     ) -> Filters:
-        """`since <= column < until`; an open end when a bound is None."""
+        """`since <= column < until`; an open end when a bound is None. `prefix` names the
+        parameters apart, for several windows in one query."""
         if since is not None:
-            self.add(f"{column} >= {{since:{sql_type}}}", since=since)
+            self.add(f"{column} >= {{{prefix}since:{sql_type}}}", **{f"{prefix}since": since})
         if until is not None:
-            self.add(f"{column} < {{until:{sql_type}}}", until=until)
+            self.add(f"{column} < {{{prefix}until:{sql_type}}}", **{f"{prefix}until": until})
         return self
 
     def scope(self, scope: Scope) -> Filters:
