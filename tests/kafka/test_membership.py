@@ -8,8 +8,7 @@ full test run: each holding every partition)."""
 from __future__ import annotations
 
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 
 from kept_ingest.consumer import kafka_io
@@ -18,6 +17,7 @@ from kept_ingest.consumer.kafka_io import KafkaIO
 from kept_ingest.kafka_settings import KafkaSettings
 from kept_ingest.topics import ensure_topics
 from tests.kafka.broker import Broker, unique
+from tests.kafka.senders import wait_for
 
 SESSION_S = 6.0
 """The broker's smallest session timeout (group.min.session.timeout.ms)."""
@@ -53,13 +53,6 @@ def polling(settings: KafkaSettings) -> Iterator[Polling]:
         consumer.stop()
 
 
-def wait_until(what: str, done: Callable[[], bool], seconds: float) -> None:
-    deadline = time.monotonic() + seconds
-    while not done():
-        assert time.monotonic() < deadline, f"not within {seconds:.0f} s: {what}"
-        time.sleep(0.2)
-
-
 def test_a_member_dropped_by_the_group_unknowingly_rejoins_and_shares_again(
     broker: Broker,
 ) -> None:
@@ -77,14 +70,14 @@ def test_a_member_dropped_by_the_group_unknowingly_rejoins_and_shares_again(
     ensure_topics(settings)
     both = {(topic, 0), (topic, 1)}
     with polling(settings) as a:
-        wait_until("a holding both partitions", lambda: a.held == both, 60)
+        wait_for(lambda: a.held == both, "a holding both partitions", 60)
         # The fault: a's heartbeat loop ends; the broker drops a after the session timeout.
         a.io._consumer._coordinator._close_heartbeat()
         with polling(settings) as b:
             # b is given both partitions once a is dropped; a finds out (no heartbeat
             # answered for a session) and rejoins, and they share again.
-            wait_until(
-                "a and b holding one partition each",
+            wait_for(
                 lambda: len(a.held) == len(b.held) == 1 and a.held | b.held == both,
+                "a and b holding one partition each",
                 SESSION_S + 3 * kafka_io.MEMBERSHIP_CHECK_S + 60,
             )
