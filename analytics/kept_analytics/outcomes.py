@@ -27,6 +27,7 @@ from kept_analytics.folding import (
     Deposed,
     RunResult,
     fold,
+    generations,
     record_watermark,
     run_until,
     spans,
@@ -97,7 +98,7 @@ GROUP BY project, generation_id, version HAVING sum(sign) > 0
 # at all: not "no is_first row", since a merge collapses the first version with its cancel
 # (and the rollup would then count the latency of the next version a second time).
 _FOLD = fold(
-    generations_where=(
+    generations_sql=generations(
         f"generation_id IN {_AFFECTED_IDS} "
         f"AND (project, toDate(ts), generation_id) IN {_AFFECTED_KEYS}"
     ),

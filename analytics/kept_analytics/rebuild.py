@@ -27,7 +27,15 @@ import re
 import time
 from typing import Any
 
-from kept_analytics.folding import EPOCH, Deposed, RunResult, fold, record_watermark, run_until
+from kept_analytics.folding import (
+    EPOCH,
+    Deposed,
+    RunResult,
+    fold,
+    generations_by_rows,
+    record_watermark,
+    run_until,
+)
 from kept_analytics.folding import spans as day_spans
 from kept_analytics.lease import Fence
 from kept_storage import Store
@@ -43,12 +51,11 @@ generations; 1,150 MiB at 10M when a day of 333,000 was one fold)."""
 # A day bigger than SPAN_GENERATIONS is folded in parts, by the hash of the generation id.
 # A generation belongs to the span of its first row's day: rows of the day before are read
 # too, so that one whose first row is there (a retry past midnight) is left to the span
-# before, which reads this day's rows as well (`_COHORT`). Else it would be folded twice.
+# before, which reads this day's rows as well (`first_day`). Else it would be folded twice.
 _SPAN = (
     "toDate(ts) BETWEEN {first:Date} - 1 AND {last:Date} "
     "AND cityHash64(generation_id) % {parts:UInt64} = {part:UInt64}"
 )
-_COHORT = "AND toDate(min(ts)) >= {first:Date}"
 # Feedback happens after its generation; a day of slack covers client clock skew.
 _SPAN_FEEDBACK = (
     "toDate(ts) >= {first:Date} - 1 "
@@ -59,8 +66,8 @@ _OUTCOMES, _ROLLUP = "outcomes", "outcomes_hourly"
 _ROLLUP_VIEW = "outcomes_hourly_mv"
 """The materialized view that feeds the rollup from outcomes (migration 0003)."""
 _REBUILD_FOLD = fold(
-    _SPAN, _SPAN_FEEDBACK, is_first="toUInt8(1)", cancels="", having=_COHORT,
-    into=_OUTCOMES + SHADOW_SUFFIX,
+    generations_by_rows(_SPAN, first_day="{first:Date}"), _SPAN_FEEDBACK,
+    is_first="toUInt8(1)", cancels="", into=_OUTCOMES + SHADOW_SUFFIX,
 )  # fmt: skip
 
 

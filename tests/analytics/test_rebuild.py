@@ -90,6 +90,11 @@ def _events(now: datetime) -> list[dict[str, Any]]:
         # A retry past the dedup window: one generation, the first value set wins.
         generation(generation_id="e-retry", ts=recent, metadata={}),
         generation(generation_id="e-retry", ts=recent, model="later", metadata={"app": "y"}),
+        # An OTel span without its messages and the supplement that brings them; a
+        # supplement alone, which is no generation (yet).
+        generation(generation_id="e-span", ts=recent, output=None, latency_ms=300),
+        generation(generation_id="e-span", ts=recent, output="from the event", supplement=True),
+        generation(generation_id="e-supplement", ts=recent, supplement=True),
         feedback("vote", "e-old", ts=old, value=-1),
         feedback("action", "e-old", ts=old, name="copy"),
         feedback("correction", "e-old", ts=old, text="hello word"),
@@ -121,7 +126,8 @@ def test_a_rebuild_equals_the_incremental_runs(
     # The store filled in increments, with a run after each.
     load(store, 2_000, now - timedelta(days=7), now - timedelta(days=3), project="a")
     store_events(store, _events(now), now)
-    assert _run(server).generations == 2_000 + 3
+    # (e-supplement is staged as touched and folds into nothing.)
+    assert _run(server).generations == 2_000 + 5
     time.sleep(0.05)
     load(store, 1_000, now - timedelta(days=3), now - timedelta(hours=1), project="a",
          offset=2_000)  # fmt: skip
@@ -141,7 +147,7 @@ def test_a_rebuild_equals_the_incremental_runs(
     spec = ReportSpec(since=now - timedelta(days=8), until=now + timedelta(minutes=1),
                       by=("model", "prompt_version", "day"))  # fmt: skip
     incremental = _snapshot(store, spec)
-    generations = 2_000 + 1_000 + 500 + 3
+    generations = 2_000 + 1_000 + 500 + 4
     assert len(incremental["outcomes"]) == generations
 
     full = _run(server, full=True)
@@ -247,6 +253,6 @@ def test_until_its_swap_a_rebuild_changes_nothing_and_deposed_it_never_does(
     monkeypatch.setattr(rebuild, "_fill_rollup", fill_rollup)
     fence = successor.fence()
     assert fence is not None
-    assert job.run(fence, full=True).generations == 3
+    assert job.run(fence, full=True).generations == 4
     after = _snapshot(store, spec)
     assert after["report"][0]["accepted"] == after["exact"][0]["accepted"] == 0
