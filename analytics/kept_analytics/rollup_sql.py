@@ -13,9 +13,10 @@ read from their rows: slower, never different.
 
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, time, timedelta, timezone
 from typing import Any
 
+from kept_storage import utc
 from kept_storage.filters import Filters, Scope
 
 TABLE = "outcomes_hourly"
@@ -48,10 +49,11 @@ _HOUR = "DateTime('UTC')"
 def windows(since: datetime, until: datetime) -> list[tuple[str, date, date, str]]:
     """`[since, until)` (whole hours) as (time expression, from, to, SQL type) parts: the
     whole UTC days by their date, the hours before and after them by the hour."""
-    first = datetime.combine(since.date(), time(), since.tzinfo)
+    since, until = utc(since), utc(until)  # days of the rollup's `hour`: UTC days
+    first = datetime.combine(since.date(), time(), timezone.utc)
     if first < since:
         first += timedelta(days=1)
-    last = datetime.combine(until.date(), time(), until.tzinfo)
+    last = datetime.combine(until.date(), time(), timezone.utc)
     if first >= last:
         return [("hour", since, until, _HOUR)]
     parts: list[tuple[str, date, date, str]] = [("toDate(hour)", first.date(), last.date(), "Date")]

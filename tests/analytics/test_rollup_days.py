@@ -14,6 +14,7 @@ from tests.helpers import InProcessServer
 from tests.synthetic import load
 
 _HOUR = "DateTime('UTC')"
+_PLUS_2 = timezone(timedelta(hours=2))
 _KEYS = [("model", "model"), ("prompt_version", "prompt_version"), ("day", "toDate(hour)")]
 
 
@@ -33,6 +34,12 @@ def _at(day: int, hour: int) -> datetime:
         (_at(1, 0), _at(2, 7), [
             ("toDate(hour)", date(2026, 11, 1), date(2026, 11, 2), "Date"),
             ("hour", _at(2, 0), _at(2, 7), _HOUR),
+        ]),
+        # Bounds in another zone: the days are UTC days (those of the rollup's hours).
+        (_at(1, 5).astimezone(_PLUS_2), _at(4, 3).astimezone(_PLUS_2), [
+            ("hour", _at(1, 5), _at(2, 0), _HOUR),
+            ("toDate(hour)", date(2026, 11, 2), date(2026, 11, 4), "Date"),
+            ("hour", _at(4, 0), _at(4, 3), _HOUR),
         ]),
         # Across a midnight with no whole day between: hours only.
         (_at(1, 20), _at(2, 3), [("hour", _at(1, 20), _at(2, 3), _HOUR)]),
