@@ -95,6 +95,10 @@ def _events(now: datetime) -> list[dict[str, Any]]:
         generation(generation_id="e-span", ts=recent, output=None, latency_ms=300),
         generation(generation_id="e-span", ts=recent, output="from the event", supplement=True),
         generation(generation_id="e-supplement", ts=recent, supplement=True),
+        # An id that project "a" of the rebuild tests also has (single rows there): a
+        # retry here makes it an id of several rows, however many each project has.
+        generation(generation_id="g5", ts=recent, model="shared", metadata={}),
+        generation(generation_id="g5", ts=recent, model="later", metadata={"app": "z"}),
         feedback("vote", "e-old", ts=old, value=-1),
         feedback("action", "e-old", ts=old, name="copy"),
         feedback("correction", "e-old", ts=old, text="hello word"),
@@ -127,7 +131,7 @@ def test_a_rebuild_equals_the_incremental_runs(
     load(store, 2_000, now - timedelta(days=7), now - timedelta(days=3), project="a")
     store_events(store, _events(now), now)
     # (e-supplement is staged as touched and folds into nothing.)
-    assert _run(server).generations == 2_000 + 5
+    assert _run(server).generations == 2_000 + 6
     time.sleep(0.05)
     load(store, 1_000, now - timedelta(days=3), now - timedelta(hours=1), project="a",
          offset=2_000)  # fmt: skip
@@ -147,7 +151,7 @@ def test_a_rebuild_equals_the_incremental_runs(
     spec = ReportSpec(since=now - timedelta(days=8), until=now + timedelta(minutes=1),
                       by=("model", "prompt_version", "day"))  # fmt: skip
     incremental = _snapshot(store, spec)
-    generations = 2_000 + 1_000 + 500 + 4
+    generations = 2_000 + 1_000 + 500 + 5
     assert len(incremental["outcomes"]) == generations
 
     full = _run(server, full=True)
@@ -184,6 +188,7 @@ def test_the_fold_keeps_the_latest_event_of_each_kind(server: InProcessServer) -
     assert by_id["e-recent"][6] == {"judge": 0.4}
     # The first row's metadata was empty: the retry's fills it.
     assert by_id["e-retry"][8:] == ("summarize@1", {"app": "y"})
+    assert by_id["g5"][8:] == ("summarize@1", {"app": "z"})
 
 
 def test_a_generation_whose_rows_span_two_spans_is_folded_once(
@@ -253,6 +258,6 @@ def test_until_its_swap_a_rebuild_changes_nothing_and_deposed_it_never_does(
     monkeypatch.setattr(rebuild, "_fill_rollup", fill_rollup)
     fence = successor.fence()
     assert fence is not None
-    assert job.run(fence, full=True).generations == 4
+    assert job.run(fence, full=True).generations == 5
     after = _snapshot(store, spec)
     assert after["report"][0]["accepted"] == after["exact"][0]["accepted"] == 0
