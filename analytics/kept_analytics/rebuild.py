@@ -46,7 +46,7 @@ log = logging.getLogger("kept.analytics")
 SPAN_GENERATIONS = 400_000
 """Most generation rows one rebuild fold takes: consecutive cohort days up to it, and a
 bigger day in parts. It bounds the memory of a fold: measured at 10M generations (days
-of 333,000, a day a fold), the rebuild's peak RSS was 817-819 MiB. Fewer, bigger folds
+of 333,000, a day a fold), the rebuild's peak RSS was 817-875 MiB. Fewer, bigger folds
 read the later days' feedback fewer times."""
 
 # A day bigger than SPAN_GENERATIONS is folded in parts, by the hash of the generation id.
