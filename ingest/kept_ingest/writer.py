@@ -94,7 +94,7 @@ class BatchWriter:
         self._max_batch_rows = max_batch_rows
         self._max_pending_rows = max_pending_rows
         self._linger_s = linger_s
-        self._inserter = Inserter(store, metrics, recent_ids)
+        self._inserter = Inserter(store, metrics, recent_ids, tables_at_once=True)
         self._queue: deque[_Pending] = deque()
         self._pending_rows = 0
         self._cond = threading.Condition()
@@ -122,6 +122,8 @@ class BatchWriter:
             self._cond.notify_all()
         if self._thread.is_alive():
             self._thread.join(timeout)
+        if not self._thread.is_alive():
+            self._inserter.close()
 
     @contextmanager
     def arriving(self) -> Iterator[None]:
