@@ -84,13 +84,11 @@ class Inserter:
         try:
             for fresh in batches:
                 self._store.insert_columns(fresh.table, fresh.columns.data)
-                self._recent.remember(fresh.keys)
-                stored += len(fresh.columns)
+                stored += self._stored(fresh)
         finally:
             # Whatever this thread's insert did, the other's ids count once it succeeded.
             if aside is not None and aside[1].exception() is None:
-                self._recent.remember(aside[0].keys)
-                stored += len(aside[0].columns)
+                stored += self._stored(aside[0])
         if aside is not None and (error := aside[1].exception()) is not None:
             raise error
         self._metrics.batch_rows.observe(total)
@@ -98,7 +96,13 @@ class Inserter:
         self._metrics.events_duplicate.inc(total - stored)
         return stored
 
+    def _stored(self, fresh: _Fresh) -> int:
+        """Remember the ids of `fresh`, whose insert succeeded; returns its rows."""
+        self._recent.remember(fresh.keys)
+        return len(fresh.columns)
+
     def _fresh(self, table: str, columns: Columns) -> _Fresh:
+        """The rows of `columns` whose ids the recent window does not hold."""
         keys = self._recent.keys(columns.data["project"], columns.data["event_id"])
         mask = self._recent.fresh(keys)
         if mask is None:
