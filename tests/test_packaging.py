@@ -44,7 +44,16 @@ def _venv(path: Path) -> Path:
 @pytest.fixture(scope="module")
 def bare(tmp_path_factory: pytest.TempPathFactory, wheel: Path) -> Path:
     python = _venv(tmp_path_factory.mktemp("bare") / "venv")
-    _run(python, "-m", "pip", "install", "--quiet", "--no-index", wheel)
+    # From the index: the base install's one dependency, msgspec (nothing of the server).
+    _run(python, "-m", "pip", "install", "--quiet", "--only-binary", ":all:", wheel)
+    return python
+
+
+@pytest.fixture(scope="module")
+def without_deps(tmp_path_factory: pytest.TempPathFactory, wheel: Path) -> Path:
+    """The SDK installed without its dependency, as on an interpreter msgspec lacks."""
+    python = _venv(tmp_path_factory.mktemp("without-deps") / "venv")
+    _run(python, "-m", "pip", "install", "--quiet", "--no-index", "--no-deps", wheel)
     return python
 
 
@@ -75,10 +84,12 @@ def test_wheel_holds_every_package_and_the_migrations(wheel: Path) -> None:
     metadata = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith("METADATA")))
     requires = [line for line in metadata.decode().splitlines() if line.startswith("Requires-Dist")]
     assert requires, "the server extra lists its dependencies"
-    # Every requirement belongs to an extra (the marker's quotes depend on the backend).
-    assert all(re.search("extra == [\"']", line) for line in requires), (
-        "the base install needs nothing"
-    )
+    # Every requirement but msgspec belongs to an extra (the marker's quotes depend on
+    # the backend); the base install needs msgspec alone, and only on CPython.
+    base = [line for line in requires if not re.search("extra == [\"']", line)]
+    assert len(base) == 1, base
+    assert base[0].startswith("Requires-Dist: msgspec")
+    assert "platform_python_implementation" in base[0]
 
 
 def test_sdk_imports_without_server_dependencies(bare: Path) -> None:
@@ -87,6 +98,7 @@ def test_sdk_imports_without_server_dependencies(bare: Path) -> None:
         "assert importlib.util.find_spec('fastapi') is None\n"
         "assert importlib.util.find_spec('chdb') is None\n"
         "assert importlib.util.find_spec('pydantic') is None\n"
+        "assert importlib.util.find_spec('msgspec') is not None\n"
         "c = kept.Client(endpoint='http://127.0.0.1:9', api_key='k')\n"
         "gid = c.log_generation(model='m', output='o')\n"
         "assert c.accept(gid) in (True, False)\n"
@@ -94,6 +106,24 @@ def test_sdk_imports_without_server_dependencies(bare: Path) -> None:
         "print('sdk ok', gid)\n"
     )
     assert "sdk ok" in _run(bare, "-c", code)
+
+
+def test_sdk_without_msgspec_encodes_with_the_standard_library(without_deps: Path) -> None:
+    code = (
+        "import importlib.util, json\n"
+        "assert importlib.util.find_spec('msgspec') is None\n"
+        "from kept_wire.encoding import encode_event\n"
+        "fields = {'model': 'm', 'input': [{'role': 'user', 'content': 'é'}], 'cost_usd': 1e-300}\n"
+        "event = encode_event(('generation', 'g', 1.0, 'u', None, fields))\n"
+        "value = json.loads(event)\n"
+        "assert value['input'] == fields['input'] and value['cost_usd'] == 1e-300\n"
+        "assert event == json.dumps(value, ensure_ascii=False, separators=(',', ':')).encode()\n"
+        "try:\n"
+        "    encode_event(('generation', 'g', 1.0, None, None, {'x': float('nan')}))\n"
+        "except ValueError:\n"
+        "    print('stdlib ok')\n"
+    )
+    assert "stdlib ok" in _run(without_deps, "-c", code)
 
 
 def test_kafka_endpoint_without_kafka_python_says_what_to_install(bare: Path) -> None:

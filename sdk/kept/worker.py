@@ -32,7 +32,9 @@ logger = logging.getLogger("kept")
 R = TypeVar("R")
 
 ENCODE_SLICE = 32
-"""Events the sender encodes between two pauses (a fraction of a millisecond of work)."""
+"""Events the sender encodes between two looks at the clock."""
+MAX_HOLD = 0.002
+"""Seconds the sender encodes before it pauses for the app's threads (see _encode_batch)."""
 SLICE_PAUSE = 0.0001
 """Seconds of each pause: long enough for the app's thread, waiting for the GIL, to take it."""
 
@@ -323,21 +325,27 @@ class Worker(Generic[R]):
                 self._settled.notify_all()
 
     def _encode_batch(self, batch: list[R]) -> list[bytes]:
-        """The batch's events, encoded in slices with a short sleep between two slices.
+        """The batch's events, encoded in slices, with a short sleep whenever the sender
+        has held the GIL for ``MAX_HOLD`` seconds.
 
-        Encoding holds the GIL. Encoded in one go, a batch of 500 holds it for several
-        milliseconds, and a busy app's thread gets it back only at each forced switch
-        (every 5 ms, ``sys.getswitchinterval()``): its requests wait meanwhile, which
-        showed in the app's p99 (benchmarks/sdk_busy_app.py). A sleep, unlike
-        ``time.sleep(0)``, lasts long enough for a waiting thread to take the GIL; the
-        app then runs until it waits for I/O or its own switch interval ends. When the
-        client is closing, nothing waits: no pauses.
+        Encoding holds the GIL, and a busy app's thread gets it back only at each forced
+        switch (every 5 ms, ``sys.getswitchinterval()``): its requests wait meanwhile,
+        which showed in the app's p99 when the standard library encoded a batch of 500
+        (benchmarks/sdk_busy_app.py). With msgspec a typical batch takes about a
+        millisecond and goes in one hold: each pause is a hand-off of the GIL there and
+        back, and sixteen of them a batch cost the app more than they saved it. A slow
+        redaction hook still gets its pauses. A sleep, unlike ``time.sleep(0)``, lasts
+        long enough for a waiting thread to take the GIL; the app then runs until it
+        waits for I/O or its own switch interval ends. When the client is closing,
+        nothing waits: no pauses.
         """
         encode, encode_one, settle = self._encode, self._encode_one, self.settle
         events: list[bytes] = []
+        held_since = time.perf_counter()
         for start in range(0, len(batch), ENCODE_SLICE):
-            if start and not self._closing:
+            if start and not self._closing and time.perf_counter() - held_since > MAX_HOLD:
                 time.sleep(SLICE_PAUSE)
+                held_since = time.perf_counter()
             part = batch[start : start + ENCODE_SLICE]
             try:  # the usual case, without a call and a try per event
                 events += list(map(encode, part))

@@ -1,8 +1,10 @@
-"""What the sender does to be cheap stays correct: the cached JSON encoder, the per-second
-timestamp text, whole-queue batches and encoding in slices that let the app's thread run.
+"""What the sender does to be cheap stays correct: the JSON encoder, the per-second
+timestamp text, whole-queue batches, and encoding in slices that let the app's thread
+run when a batch holds the GIL for long.
 
 The costs themselves are measured by benchmarks/sdk_busy_app.py; these tests hold the
-output byte for byte to what the plain standard-library calls make.
+output to what the plain standard-library calls make: the same JSON value from msgspec,
+the same bytes from the standard library's encoder where msgspec is missing.
 """
 
 from __future__ import annotations
@@ -88,14 +90,12 @@ def events() -> Iterator[Record]:
     yield ("action", "g-3", 0.0, None, None, {})
 
 
-@pytest.mark.parametrize("record", list(events()))
-def test_encode_event_matches_json_dumps(record: Record) -> None:
-    encoded = encode_event(record, "proj")
-    event = json.loads(encoded)
+def expected_event(record: Record, event_id: object) -> dict[str, object]:
+    """The event encode_event should make of ``record`` (with the id it made)."""
     kind, generation_id, when, user_id, session_id, fields = record
     expected: dict[str, object] = {
         "type": kind,
-        "event_id": event["event_id"],
+        "event_id": event_id,
         "generation_id": generation_id,
         "ts": format_ts(when),
         "project": "proj",
@@ -105,14 +105,37 @@ def test_encode_event_matches_json_dumps(record: Record) -> None:
     if session_id is not None:
         expected["session_id"] = session_id
     expected.update({k: v for k, v in fields.items() if v is not None})
-    assert encoded == reference_json(expected).encode()
+    return expected
 
 
-def test_encode_event_refuses_what_json_dumps_refuses() -> None:
+@pytest.mark.parametrize("record", list(events()))
+def test_encode_event_is_the_compact_json_of_the_event(record: Record) -> None:
+    """msgspec's encoding: the same value as json.dumps, keys in the same order, compact,
+    UTF-8 unescaped; the bytes differ only in how exponents are written (1e300, not
+    1e+300)."""
+    encoded = encode_event(record, "proj")
+    event = json.loads(encoded)
+    expected = expected_event(record, event["event_id"])
+    assert event == expected
+    assert list(event) == list(expected)
+    reference = reference_json(expected).encode()
+    assert len(encoded) == len(reference) - reference.count(b"e+")
+    assert b"\\u2028" not in encoded  # non-ASCII text goes as UTF-8, unescaped
+
+
+@pytest.mark.parametrize("record", list(events()))
+def test_standard_library_encoder_matches_json_dumps(record: Record) -> None:
+    """Without msgspec the standard library's encoder, byte for byte json.dumps."""
+    dumps = encoding._standard_dumps()
+    event = expected_event(record, "id")
+    assert dumps(event) == reference_json(event).encode()
+
+
+def test_encode_event_refuses_what_no_encoder_can_write() -> None:
     def record(value: object) -> Record:
         return ("generation", "g", 1.0, None, None, {"model": "m", "x": value})
 
-    for bad in (math.nan, math.inf, {1j}, object()):
+    for bad in ({1j}, object(), "lone \ud800 surrogate"):
         with pytest.raises((ValueError, TypeError)):
             encode_event(record(bad))
     circular: list[object] = []
@@ -121,13 +144,36 @@ def test_encode_event_refuses_what_json_dumps_refuses() -> None:
         encode_event(record(circular))
 
 
+def test_encode_event_writes_what_json_cannot_hold_as_msgspec_does() -> None:
+    """NaN and infinities become null, a set an array (the client's own numbers refuse
+    NaN before they are queued: tests/sdk/test_client.py)."""
+    fields: dict[str, object] = {"model": "m", "x": [math.nan, math.inf], "y": {1}}
+    event = json.loads(encode_event(("generation", "g", 1.0, None, None, fields)))
+    assert (event["x"], event["y"]) == ([None, None], [1])
+
+
+def test_standard_library_encoder_refuses_what_json_dumps_refuses() -> None:
+    dumps = encoding._standard_dumps()
+    for bad in (math.nan, math.inf, {1j}, object()):
+        with pytest.raises((ValueError, TypeError)):
+            dumps({"x": bad})
+
+
 def test_portable_encoder_when_the_c_one_is_missing(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(json.encoder, "c_make_encoder", None)
-    dumps = encoding._make_dumps()
+    dumps = encoding._standard_dumps()
     for record in events():
         fields = {k: v for k, v in record[5].items() if v is not None}
-        assert dumps(fields) == reference_json(fields)
+        assert dumps(fields) == reference_json(fields).encode()
     assert encoding._dumps is not dumps  # the module's own stays the fast one
+
+
+def test_without_msgspec_the_standard_library_serves(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "msgspec", None)  # import msgspec raises ImportError
+    dumps = encoding._make_dumps()
+    assert dumps({"a": [1, "é"]}) == '{"a":[1,"é"]}'.encode()
+    with pytest.raises(ValueError, match="JSON compliant"):
+        dumps({"x": math.nan})
 
 
 def test_a_batch_spanning_slices_keeps_order_and_counts_drops(clients: list[Client]) -> None:
@@ -192,6 +238,24 @@ def test_the_app_thread_runs_between_slices(
     assert len(seen) == kept.worker.ENCODE_SLICE * slices
     assert len(set(first)) == 1  # one slice: the GIL was not given up inside it
     assert last[0] > first[-1]  # but between slices the app's thread ran
+
+
+def test_a_quickly_encoded_batch_goes_in_one_hold(
+    clients: list[Client], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No pause while the sender has held the GIL for less than MAX_HOLD: plain events
+    of several slices are encoded without one (a pause here would take a second)."""
+    monkeypatch.setattr(kept.worker, "SLICE_PAUSE", 1.0)
+    monkeypatch.setattr(kept.worker, "MAX_HOLD", 0.05)  # 25x the time the batch takes
+    transport = Recorder()
+    client = Client(transport=transport, batch_size=1_000, flush_interval=60)
+    clients.append(client)
+    for i in range(kept.worker.ENCODE_SLICE * 4):
+        client.log_generation(model=f"m{i}", output="ok")
+    started = time.monotonic()
+    assert client.flush(10)
+    assert time.monotonic() - started < 0.9
+    assert [len(batch) for batch in transport.batches] == [kept.worker.ENCODE_SLICE * 4]
 
 
 def test_closing_does_not_pause(clients: list[Client], monkeypatch: pytest.MonkeyPatch) -> None:
