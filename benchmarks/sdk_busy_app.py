@@ -18,8 +18,11 @@ other processes take part of the CPU (then the app's CPU share is well under 100
 "threads" is the CPU per request of the app's threads other than the event loop's
 (the SDK's sender threads; none for ``none``): it does not move with the loop's own
 cost, which other processes on a shared machine inflate by tens of µs per request, so it
-is the steadier part of the SDK's cost; the rest is its call on the loop's thread and
-what the loop pays besides (the garbage collector, GIL hand-offs).
+is the steadier part of the SDK's cost. "call" is the event loop thread's CPU inside the
+SDK's call, per generation (``time.thread_time_ns`` around it; ``none``'s column is that
+timing's own cost): the call as it runs in the app, its code and data no longer in the
+caches, also steady. The rest of "SDK µs/gen" is what the loop pays besides (the caches
+after the sender ran, GIL hand-offs) and the noise of the difference.
 "arrived" is the events the sink counted over the generations the app logged. The
 variants' order rotates from round to round; the table gives medians over rounds, and
 the ratios are computed within each round (its variants ran a minute or two apart) and
@@ -165,6 +168,8 @@ def serve(variant: str, sink: str, port: int) -> None:
 
     log, shutdown = make_logger(variant, sink)
     served = [0]
+    call_ns = [0]  # the event loop thread's CPU inside the SDK's call, summed
+    clock = time.thread_time_ns
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -179,12 +184,14 @@ def serve(variant: str, sink: str, port: int) -> None:
     async def chat() -> dict[str, str]:
         await asyncio.sleep(0.02)  # the model call
         n = served[0] = served[0] + 1
+        started = clock()
         log(n)
+        call_ns[0] += clock() - started
         return {"answer": "ok"}
 
     @app.get("/_bench/count")
     async def count() -> dict[str, int]:
-        return {"logged": served[0]}
+        return {"logged": served[0], "call_ns": call_ns[0]}
 
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
 
@@ -202,6 +209,7 @@ class Run:
     p99_ms: float
     cpu_per_request_us: float
     threads_us: float  # CPU per request of the app's threads besides the event loop's
+    call_us: float  # the loop thread's CPU inside the SDK's call, per generation
     app_cpu_share: float  # app CPU seconds / wall seconds in the window
     load_cpu_share: float  # the load generator's
     errors: int
@@ -275,9 +283,11 @@ def measure(variant: str, sink: str, args: argparse.Namespace) -> Run:
         if load.stdout.readline().strip() != "start":
             raise RuntimeError("the load generator did not start")
         cpu0, t0, threads0 = app.cpu_times(), time.perf_counter(), thread_cpu(app)
+        calls0 = get_json(f"http://127.0.0.1:{port}/_bench/count")
         if load.stdout.readline().strip() != "end":
             raise RuntimeError("the load generator stopped early")
         cpu1, t1, threads1 = app.cpu_times(), time.perf_counter(), thread_cpu(app)
+        calls1 = get_json(f"http://127.0.0.1:{port}/_bench/count")
         result = json.loads(load.stdout.readline())
         load.wait(30)
         logged = int(get_json(f"http://127.0.0.1:{port}/_bench/count")["logged"])
@@ -299,6 +309,9 @@ def measure(variant: str, sink: str, args: argparse.Namespace) -> Run:
         )
         / requests
         * 1e6,
+        call_us=(calls1["call_ns"] - calls0["call_ns"])
+        / max(1, calls1["logged"] - calls0["logged"])
+        / 1000,
         app_cpu_share=app_cpu / (t1 - t0),
         load_cpu_share=float(result["load_cpu"]) / float(result["elapsed"]),
         errors=int(result["errors"]),
@@ -380,7 +393,8 @@ def report(args: argparse.Namespace, variants: list[str], rounds: list[dict[str,
 
     header = (
         f"{'variant':<12}{'req/s':>8}{'vs none':>9}{'p50 ms':>8}{'p99 ms':>8}{'vs none':>9}"
-        f"{'CPU µs/req':>11}{'SDK µs/gen':>11}{'threads':>8}{'CPU-bound':>10}{'app CPU':>8}"
+        f"{'CPU µs/req':>11}{'SDK µs/gen':>11}{'threads':>8}{'call':>6}{'CPU-bound':>10}"
+        f"{'app CPU':>8}"
         f"{'load CPU':>9}"
         f"{'arrived':>9}"
     )
@@ -399,7 +413,8 @@ def report(args: argparse.Namespace, variants: list[str], rounds: list[dict[str,
             f"{v:<12}{med(r.rps for r in runs):>8.0f}{rps_ratio:>+9.1%}"
             f"{med(r.p50_ms for r in runs):>8.1f}{med(r.p99_ms for r in runs):>8.1f}"
             f"{p99_ratio:>+9.1%}{med(r.cpu_per_request_us for r in runs):>11.1f}"
-            f"{sdk or '':>11}{med(r.threads_us for r in runs):>8.1f}{bound:>+10.1%}"
+            f"{sdk or '':>11}{med(r.threads_us for r in runs):>8.1f}"
+            f"{med(r.call_us for r in runs):>6.1f}{bound:>+10.1%}"
             f"{med(r.app_cpu_share for r in runs):>8.0%}"
             f"{med(r.load_cpu_share for r in runs):>9.0%} {arrived}"
             + (f"  ({errors} errors)" if errors else "")
