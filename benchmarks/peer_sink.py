@@ -11,7 +11,7 @@ parse of each 550 KB batch of kept's, gunzip and a parse of PostHog's, protobuf 
 Langfuse's) when the counts are asked for, which the benchmarks do outside their
 measured windows: the sink's decoding does not compete with the app while it is measured.
 
-- ``POST /v1/events`` (kept): a JSON array → 202 ``{"accepted": <events>}``.
+- ``POST /v1/events`` (kept): a JSON array → 202 ``{}`` (kept's sender reads the status).
 - ``POST /batch/`` and the other PostHog capture paths: ``{"batch": [...]}`` → 200
   ``{"status": 1}``.
 - ``POST /api/public/otel/v1/traces`` (Langfuse, OTLP/HTTP protobuf): the spans are counted
