@@ -1,2 +1,3 @@
-"""The wire contract that the SDK and the server share: standard library only, and it
-imports nothing of kept's other packages (README, "Architecture")."""
+"""The wire contract that the SDK and the server share: the standard library, and msgspec
+for the events' JSON where it is installed (:mod:`kept_wire.encoding`); it imports
+nothing of kept's other packages (README, "Architecture")."""
